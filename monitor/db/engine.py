@@ -1,0 +1,92 @@
+"""Engines for the two supported databases: SQLite (default) and PostgreSQL."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from monitor.exceptions import StorageError
+
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, checked to be reachable.
+
+    A relative SQLite path is used as given: resolving it (against the config file's folder)
+    is the caller's job. `postgresql://` URLs get the psycopg 3 driver.
+    """
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(parsed)
+        _configure_sqlite(engine)
+    elif backend == "postgresql":
+        # pre_ping: a daemon outlives server restarts and idle-connection reaping.
+        engine = create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise StorageError(
+            f"unsupported database {masked_url(parsed)}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise StorageError(f"cannot open database {masked_url(parsed)}: {describe_error(e)}; {_hint(backend)}") from e
+    return engine
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL as a person may see it in logs and messages: password hidden."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unparseable database URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        # The message of ArgumentError repeats the URL, password included.
+        raise StorageError("invalid database URL: expected sqlite:///PATH or postgresql://USER@HOST/DB") from e
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (see "begin"):
+        # sqlite3 otherwise starts them lazily, leaving DDL and reads outside any transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL: readers (report, export) never block the daemon's writer, nor it them.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def describe_error(error: SQLAlchemyError) -> str:
+    """The first line of what the database driver said, for a person."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _hint(backend: str) -> str:
+    if backend == "sqlite":
+        return "check that the folder exists and is writable"
+    return "check that the server is running and the host, port, user, password and database name are right"

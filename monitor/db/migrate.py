@@ -1,0 +1,134 @@
+"""Schema migrations: Alembic driven from code, no alembic.ini.
+
+The scripts live in the top-level `alembic/` folder of a source checkout; wheels carry the same
+folder as the package `monitor._alembic` (see pyproject.toml).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.exceptions import SchemaOutdatedError, StorageError
+
+SchemaStatus = Literal["empty", "current", "outdated", "ahead"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# New revisions are named by date, e.g. 2026_11_25_0002_add_feed_tags.py (pass rev_id="0002").
+_FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for this monitor's scripts; env.py migrates `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(_script_location()).replace("%", "%%"))
+    config.set_main_option("file_template", _FILE_TEMPLATE)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The schema revision this monitor needs."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise StorageError(f"migration scripts have {len(heads)} heads ({', '.join(heads)}); expected one")
+    return heads[0]
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    current = current_revision(engine)
+    if current is None:
+        return "empty"
+    if current == head_revision():
+        return "current"
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(current)
+    except CommandError:
+        return "ahead"   # a revision this monitor does not know: written by a newer one
+    return "outdated"
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None when it was never migrated."""
+    try:
+        with engine.connect() as connection:
+            heads = MigrationContext.configure(connection).get_current_heads()
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot read the schema version: {e}") from e
+    if len(heads) > 1:
+        raise StorageError(f"database has {len(heads)} schema versions ({', '.join(heads)}); expected one")
+    return heads[0] if heads else None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with _migrating(engine) as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with _migrating(engine) as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def require_current(engine: Engine, *, create_if_empty: bool) -> None:
+    """Make sure the schema is the one this monitor needs; create it in an empty database if asked."""
+    status = schema_status(engine)
+    if status == "current":
+        return
+    if status == "empty":
+        if not create_if_empty:
+            raise SchemaOutdatedError("the database has no monitor schema: run `monitor db upgrade`")
+        upgrade(engine)
+        return
+    current, head = current_revision(engine), head_revision()
+    if status == "outdated":
+        raise SchemaOutdatedError(
+            f"database schema is at {current}, this monitor needs {head}: run `monitor db upgrade`"
+        )
+    raise SchemaOutdatedError(
+        f"database schema is at {current}, newer than this monitor ({head}); upgrade monitor"
+    )
+
+
+def _script_location() -> Path:
+    checkout = _PACKAGE_DIR.parent / "alembic"
+    # Checking for env.py matters: in site-packages, the folder next to `monitor` named
+    # "alembic" is the Alembic library itself.
+    if (checkout / "env.py").is_file():
+        return checkout
+    return _PACKAGE_DIR / "_alembic"
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """One connection, one transaction, for a whole migration run."""
+    try:
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch migrations rebuild a table by dropping it; with foreign keys on, SQLite
+                # would cascade that drop into child rows. The pragma is a no-op inside a
+                # transaction, so it goes to the driver before SQLAlchemy begins one.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    yield connection
+                    if sqlite:
+                        violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if violations:
+                            raise StorageError(f"migration left {len(violations)} broken foreign keys; rolled back")
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    except (SQLAlchemyError, CommandError) as e:
+        raise StorageError(f"migration failed: {e}") from e

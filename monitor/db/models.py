@@ -1,0 +1,150 @@
+"""The database schema: one declarative base, one class per table.
+
+Alembic migrations (the top-level `alembic/` folder) create this schema; tests check that the
+migrated database and these models agree.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns aware UTC datetimes, also on SQLite, which keeps no offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive datetime is ambiguous; every datetime in monitor is aware (see _types).
+            raise ValueError(f"naive datetime {value.isoformat()} given where an aware UTC datetime is required")
+        # SQLite keeps no offset and compares datetimes as text: all must be in one zone.
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class SafeText(TypeDecorator[str]):
+    """Text from outside (feeds, pages) made storable in every backend.
+
+    PostgreSQL refuses NUL characters and no driver can encode lone surrogates; a hostile page
+    must not be able to make a write fail, so both are replaced on the way in.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return clean_text(str(value))
+
+
+def clean_text(text: str) -> str:
+    """`text` as SafeText stores it."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+# Named constraints let Alembic's batch mode (SQLite) and PostgreSQL refer to them stably.
+_NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING_CONVENTION)
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(SafeText, unique=True)
+    title: Mapped[str | None] = mapped_column(SafeText)
+    source: Mapped[str] = mapped_column(String(16))          # "config", "cli" or "opml"
+    enabled: Mapped[bool] = mapped_column(default=True)
+    interval_seconds: Mapped[int | None]
+    etag: Mapped[str | None] = mapped_column(SafeText)
+    last_modified: Mapped[str | None] = mapped_column(SafeText)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(SafeText)
+    error_count: Mapped[int] = mapped_column(default=0)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Entry(Base):
+    """A feed item already seen: the record that keeps anything from being processed twice."""
+
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("feed_id", "entry_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    entry_key: Mapped[str] = mapped_column(SafeText)
+    article_url: Mapped[str | None] = mapped_column(SafeText)   # canonical
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(SafeText, unique=True)     # canonical: the identity
+    final_url: Mapped[str] = mapped_column(SafeText)
+    feed_url: Mapped[str] = mapped_column(SafeText)
+    entry_key: Mapped[str | None] = mapped_column(SafeText)
+    title: Mapped[str] = mapped_column(SafeText)
+    author: Mapped[str | None] = mapped_column(SafeText)
+    outlet: Mapped[str | None] = mapped_column(SafeText)
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lang: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(SafeText, default="")
+    body: Mapped[str] = mapped_column(SafeText)
+    source: Mapped[str] = mapped_column(String(32))             # "page", "feed-content", "summary"
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))       # sha256 of the body, hex
+
+
+class Match(Base):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("story_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[list[str]] = mapped_column(JSON)
+    rule_versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    best_passage: Mapped[str | None] = mapped_column(SafeText)
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PageFailure(Base):
+    """An article page that could not be fetched; retried on later passes up to a limit."""
+
+    __tablename__ = "page_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(SafeText, unique=True)     # canonical
+    feed_url: Mapped[str] = mapped_column(SafeText)
+    error: Mapped[str] = mapped_column(SafeText)
+    attempts: Mapped[int] = mapped_column(default=1)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,483 @@
+"""The Store: every read and write of the monitor's database.
+
+Each call is its own short transaction on its own pooled connection, so one Store may be shared
+by the threads of one process. Every write is idempotent: rows that already exist are left alone.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Row, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
+
+from monitor._types import Article, FeedState, MatchResult, StoredMatch
+from monitor.db import models as m
+from monitor.db.engine import describe_error, make_engine, masked_url
+from monitor.db.migrate import require_current
+from monitor.exceptions import StorageError
+
+# Long IN-lists are split: SQLite limits bound parameters per statement, and huge
+# statements hold locks longer than needed.
+_CHUNK = 500
+# PostgreSQL refuses B-tree index entries above ~2.7 kB; unique columns stay well below.
+_MAX_INDEXED_BYTES = 2000
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRow:
+    """A stored article, as export and backfill read it."""
+
+    id: int
+    url: str                      # canonical
+    final_url: str
+    feed_url: str
+    title: str
+    author: str | None
+    outlet: str | None
+    published: datetime | None
+    lang: str | None
+    summary: str
+    body: str
+    source: str
+    fetched_at: datetime
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect_name = engine.dialect.name
+        self._insert = _dialect_insert(self.dialect_name)
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> Store:
+        """Connect to `url` and check its schema; `create` migrates an empty database."""
+        engine = make_engine(url)
+        try:
+            require_current(engine, create_if_empty=create)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- feeds
+
+    def sync_feeds(self, feeds: Sequence[tuple[str, str | None, int | None]], source: str = "config") -> int:
+        """Add the (url, title, interval_seconds) feeds not stored yet; return how many were added.
+
+        Never deletes, and leaves stored feeds as they are.
+        """
+        now = _now()
+        rows = [_new_feed(url, title, source, interval, now) for url, title, interval in feeds]
+        added = 0
+        for chunk in _chunks(rows):
+            with self._transaction() as conn:
+                stmt = (
+                    self._insert(m.Feed).values(chunk)
+                    .on_conflict_do_nothing(index_elements=["url"])
+                    .returning(m.Feed.id)
+                )
+                added += len(conn.execute(stmt).all())
+        return added
+
+    def add_feed(
+        self, url: str, *, title: str | None = None, source: str = "cli", interval_seconds: int | None = None
+    ) -> FeedState:
+        """Add a feed; when `url` is already stored, return the stored feed unchanged."""
+        row = _new_feed(url, title, source, interval_seconds, _now())
+        with self._transaction() as conn:
+            conn.execute(self._insert(m.Feed).values(row).on_conflict_do_nothing(index_elements=["url"]))
+            return _feed_state(conn.execute(select(m.Feed).where(m.Feed.url == url)).one())
+
+    def remove_feed(self, url: str) -> bool:
+        """Delete the feed and its seen-entry records; its articles and matches stay."""
+        with self._transaction() as conn:
+            return conn.execute(delete(m.Feed).where(m.Feed.url == url)).rowcount > 0
+
+    def get_feed(self, url: str) -> FeedState | None:
+        with self._transaction() as conn:
+            row = conn.execute(select(m.Feed).where(m.Feed.url == url)).one_or_none()
+        return _feed_state(row) if row is not None else None
+
+    def list_feeds(self) -> list[FeedState]:
+        with self._transaction() as conn:
+            return [_feed_state(row) for row in conn.execute(select(m.Feed).order_by(m.Feed.id))]
+
+    def due_feeds(self, now: datetime, limit: int | None = None) -> list[FeedState]:
+        """Enabled feeds whose next fetch is due at `now`, the longest-waiting first."""
+        stmt = (
+            select(m.Feed)
+            .where(m.Feed.enabled, or_(m.Feed.next_due_at.is_(None), m.Feed.next_due_at <= now))
+            .order_by(m.Feed.next_due_at.asc().nulls_first(), m.Feed.id)
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            return [_feed_state(row) for row in conn.execute(stmt)]
+
+    def record_feed_result(
+        self,
+        feed_id: int,
+        *,
+        fetched_at: datetime,
+        status: str,
+        error: str | None,
+        error_count: int,
+        next_due_at: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        title: str | None = None,
+        new_url: str | None = None,
+    ) -> None:
+        """Store the outcome of one fetch. None for etag, last_modified or title keeps the stored value.
+
+        `new_url` (a permanent redirect) replaces the feed's URL unless another feed already has it.
+        """
+        values: dict[str, Any] = {
+            "last_fetched_at": fetched_at,
+            "last_status": status,
+            "last_error": error,
+            "error_count": error_count,
+            "next_due_at": next_due_at,
+        }
+        kept_unless_given = {"etag": etag, "last_modified": last_modified, "title": title}
+        values.update({name: value for name, value in kept_unless_given.items() if value is not None})
+        if new_url is not None:
+            _check_indexable(new_url, "feed URL")
+        with self._transaction() as conn:
+            conn.execute(update(m.Feed).where(m.Feed.id == feed_id).values(values))
+            if new_url is not None:
+                other = aliased(m.Feed)
+                taken = exists(select(other.id).where(other.url == new_url))
+                conn.execute(update(m.Feed).where(m.Feed.id == feed_id, ~taken).values(url=new_url))
+
+    def set_feed_enabled(self, url: str, enabled: bool) -> bool:
+        """Enable or disable a feed; False when no feed has `url`."""
+        with self._transaction() as conn:
+            return conn.execute(update(m.Feed).where(m.Feed.url == url).values(enabled=enabled)).rowcount > 0
+
+    # -- entries and articles
+
+    def unseen_entry_keys(self, feed_id: int, keys: Iterable[str]) -> set[str]:
+        """The keys among `keys` that `feed_id` has not recorded yet."""
+        by_stored_key = {_stored_entry_key(key): key for key in keys}
+        seen: set[str] = set()
+        with self._transaction() as conn:
+            for chunk in _chunks(list(by_stored_key)):
+                stmt = select(m.Entry.entry_key).where(m.Entry.feed_id == feed_id, m.Entry.entry_key.in_(chunk))
+                seen.update(conn.scalars(stmt))
+        return {key for stored, key in by_stored_key.items() if stored not in seen}
+
+    def record_entries(self, feed_id: int, rows: Sequence[tuple[str, str | None]], seen_at: datetime) -> None:
+        """Record (entry key, canonical article URL) pairs as seen in `feed_id`; known keys are kept."""
+        triples = [(feed_id, key, article_url) for key, article_url in rows]
+        for chunk in _chunks(triples):
+            with self._transaction() as conn:
+                self._insert_entries(conn, chunk, seen_at)
+
+    def _insert_entries(self, conn: Connection, rows: Sequence[tuple[int, str, str | None]], seen_at: datetime) -> None:
+        by_key = {
+            (feed_id, _stored_entry_key(key)): {
+                "feed_id": feed_id,
+                "entry_key": _stored_entry_key(key),
+                "article_url": article_url,
+                "first_seen_at": seen_at,
+            }
+            for feed_id, key, article_url in rows
+        }
+        if by_key:
+            conn.execute(
+                self._insert(m.Entry).values(list(by_key.values()))
+                .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
+            )
+
+    def known_article_urls(self, urls: Iterable[str]) -> set[str]:
+        """The canonical URLs among `urls` that have a stored article."""
+        by_stored_url = {m.clean_text(url): url for url in urls}
+        known: set[str] = set()
+        with self._transaction() as conn:
+            for chunk in _chunks(list(by_stored_url)):
+                known.update(conn.scalars(select(m.Article.url).where(m.Article.url.in_(chunk))))
+        return {url for stored, url in by_stored_url.items() if stored in known}
+
+    def save_article(self, article: Article) -> tuple[int, bool]:
+        """Store `article` unless its canonical URL is stored; return (article id, whether it was added)."""
+        with self._transaction() as conn:
+            return self._insert_article(conn, article)
+
+    def store_article(self, article: Article, results: Sequence[MatchResult],
+                      entries: Sequence[tuple[int, str, str | None]], at: datetime) -> tuple[int, bool, int]:
+        """Store an article, its matches and the feed entries that named it, all or nothing.
+
+        `entries` are (feed id, entry key, canonical URL). Returns (article id, whether the article
+        was added, matches added). One transaction, so a crash leaves either all of it or none.
+        """
+        with self._transaction() as conn:
+            article_id, created = self._insert_article(conn, article)
+            added = self._insert_matches(conn, article_id, results, at)
+            self._insert_entries(conn, entries, at)
+        return article_id, created, added
+
+    def _insert_article(self, conn: Connection, article: Article) -> tuple[int, bool]:
+        _check_indexable(article.url, "article URL")
+        row = {
+            "url": article.url,
+            "final_url": article.final_url,
+            "feed_url": article.feed_url,
+            "entry_key": article.entry_key,
+            "title": article.title,
+            "author": article.author,
+            "outlet": article.outlet,
+            "published": article.published,
+            "lang": article.lang,
+            "summary": article.summary,
+            "body": article.body,
+            "source": article.source,
+            "fetched_at": article.fetched_at,
+            "content_hash": hashlib.sha256(m.clean_text(article.body).encode("utf-8")).hexdigest(),
+        }
+        stmt = (
+            self._insert(m.Article).values(row)
+            .on_conflict_do_nothing(index_elements=["url"])
+            .returning(m.Article.id)
+        )
+        added_id = conn.scalar(stmt)
+        if added_id is not None:
+            return added_id, True
+        return conn.scalars(select(m.Article.id).where(m.Article.url == m.clean_text(article.url))).one(), False
+
+    def record_page_failure(self, url: str, feed_url: str, error: str, at: datetime) -> int:
+        """Count one more failed fetch of the page at canonical `url`; return the attempts so far."""
+        _check_indexable(url, "article URL")
+        insert = self._insert(m.PageFailure).values(
+            url=url, feed_url=feed_url, error=error, attempts=1, last_attempt_at=at
+        )
+        stmt = insert.on_conflict_do_update(
+            index_elements=["url"],
+            set_={
+                "attempts": m.PageFailure.attempts + 1,
+                "error": insert.excluded.error,
+                "last_attempt_at": insert.excluded.last_attempt_at,
+            },
+        ).returning(m.PageFailure.attempts)
+        with self._transaction() as conn:
+            return conn.scalars(stmt).one()
+
+    def page_failure_attempts(self, urls: Iterable[str]) -> dict[str, int]:
+        """Failed attempts so far for those of `urls` that failed; the others are absent."""
+        by_stored_url = {m.clean_text(url): url for url in urls}
+        attempts: dict[str, int] = {}
+        with self._transaction() as conn:
+            for chunk in _chunks(list(by_stored_url)):
+                stmt = select(m.PageFailure.url, m.PageFailure.attempts).where(m.PageFailure.url.in_(chunk))
+                attempts.update({by_stored_url[url]: count for url, count in conn.execute(stmt)})
+        return attempts
+
+    def clear_page_failure(self, url: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(delete(m.PageFailure).where(m.PageFailure.url == url))
+
+    # -- matches
+
+    def save_matches(self, article_id: int, results: Sequence[MatchResult], at: datetime) -> int:
+        """Store the results that matched; a story's existing match on the article is kept. Return how many were added."""
+        with self._transaction() as conn:
+            return self._insert_matches(conn, article_id, results, at)
+
+    def _insert_matches(self, conn: Connection, article_id: int, results: Sequence[MatchResult], at: datetime) -> int:
+        rows = [
+            {
+                "story_id": result.story_id,
+                "article_id": article_id,
+                "score": float(result.score),
+                "evidence": list(result.evidence),
+                "rule_versions": dict(result.rule_versions),
+                "best_passage": result.best_passage,
+                "matched_at": at,
+            }
+            for result in results
+            if result.matched
+        ]
+        if not rows:
+            return 0
+        stmt = (
+            self._insert(m.Match).values(rows)
+            .on_conflict_do_nothing(index_elements=["story_id", "article_id"])
+            .returning(m.Match.id)
+        )
+        return len(conn.execute(stmt).all())
+
+    def delete_matches(self, story_id: str, article_ids: Iterable[int]) -> int:
+        """Delete `story_id`'s matches on `article_ids` (before a backfill re-decides them)."""
+        deleted = 0
+        for chunk in _chunks(list(article_ids)):
+            with self._transaction() as conn:
+                stmt = delete(m.Match).where(m.Match.story_id == story_id, m.Match.article_id.in_(chunk))
+                deleted += conn.execute(stmt).rowcount
+        return deleted
+
+    # -- reads
+
+    def iter_articles(self, batch: int = 500) -> Iterator[ArticleRow]:
+        """Every stored article in insertion order, read `batch` at a time (no transaction held between)."""
+        after_id = 0
+        while True:
+            stmt = select(*_ARTICLE_COLUMNS).where(m.Article.id > after_id).order_by(m.Article.id).limit(batch)
+            with self._transaction() as conn:
+                rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            for row in rows:
+                yield ArticleRow(**row._asdict())
+            after_id = rows[-1].id
+
+    def count_articles(self) -> int:
+        with self._transaction() as conn:
+            return conn.scalars(select(func.count()).select_from(m.Article)).one()
+
+    def matches(
+        self, story_ids: Sequence[str] | None, since: datetime | None, until: datetime | None
+    ) -> list[StoredMatch]:
+        """Matches of `story_ids` (None: every story) whose article's time is in [since, until), oldest first.
+
+        An article's time is its publication date, else when it was first seen.
+        """
+        when = func.coalesce(m.Article.published, m.Article.fetched_at)
+        stmt = (
+            select(
+                m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
+                m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
+                m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body,
+            )
+            .join(m.Article, m.Match.article_id == m.Article.id)
+            .order_by(when, m.Match.story_id, m.Article.id)
+        )
+        if story_ids is not None:
+            if not story_ids:
+                return []
+            stmt = stmt.where(m.Match.story_id.in_(list(story_ids)))
+        if since is not None:
+            stmt = stmt.where(when >= since)
+        if until is not None:
+            stmt = stmt.where(when < until)
+        with self._transaction() as conn:
+            return [_stored_match(row) for row in conn.execute(stmt)]
+
+    # --
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StorageError(f"database {masked_url(self.engine.url)}: {describe_error(e)}") from e
+
+
+_ARTICLE_COLUMNS = (
+    m.Article.id, m.Article.url, m.Article.final_url, m.Article.feed_url, m.Article.title, m.Article.author,
+    m.Article.outlet, m.Article.published, m.Article.lang, m.Article.summary, m.Article.body, m.Article.source,
+    m.Article.fetched_at,
+)
+
+
+def _dialect_insert(dialect_name: str) -> Callable[[Any], sqlite.Insert | postgresql.Insert]:
+    """The INSERT construct that has ON CONFLICT for this dialect."""
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    raise StorageError(f"unsupported database dialect {dialect_name!r}: use SQLite or PostgreSQL")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _check_indexable(url: str, what: str) -> None:
+    size = len(m.clean_text(url).encode("utf-8"))
+    if size > _MAX_INDEXED_BYTES:
+        raise StorageError(f"{what} too long to store ({size} bytes, limit {_MAX_INDEXED_BYTES}): {url[:120]}...")
+
+
+def _stored_entry_key(key: str) -> str:
+    """The key as stored: a digest stands in for keys too long to index (hostile feeds send any guid)."""
+    stored = m.clean_text(key)
+    if len(stored.encode("utf-8")) > _MAX_INDEXED_BYTES:
+        return "sha256:" + hashlib.sha256(stored.encode("utf-8")).hexdigest()
+    return stored
+
+
+def _new_feed(url: str, title: str | None, source: str, interval_seconds: int | None, now: datetime) -> dict[str, Any]:
+    _check_indexable(url, "feed URL")
+    return {
+        "url": url,
+        "title": title,
+        "source": source,
+        "enabled": True,
+        "interval_seconds": interval_seconds,
+        "error_count": 0,
+        "created_at": now,
+    }
+
+
+def _feed_state(row: Row[Any]) -> FeedState:
+    return FeedState(
+        id=row.id,
+        url=row.url,
+        title=row.title,
+        source=row.source,
+        enabled=row.enabled,
+        interval_seconds=row.interval_seconds,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_fetched_at=row.last_fetched_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        error_count=row.error_count,
+        next_due_at=row.next_due_at,
+    )
+
+
+def _stored_match(row: Row[Any]) -> StoredMatch:
+    return StoredMatch(
+        story_id=row.story_id,
+        score=row.score,
+        evidence=tuple(row.evidence),
+        matched_at=row.matched_at,
+        article_id=row.id,
+        url=row.final_url,
+        canonical_url=row.url,
+        feed_url=row.feed_url,
+        title=row.title,
+        outlet=row.outlet,
+        published=row.published,
+        fetched_at=row.fetched_at,
+        lang=row.lang,
+        body=row.body,
+        best_passage=row.best_passage,
+    )
