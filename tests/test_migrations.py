@@ -122,8 +122,10 @@ def test_failed_migration_is_rolled_back_and_reported(engine: Engine) -> None:
         conn.exec_driver_sql("CREATE TABLE matches (id INTEGER PRIMARY KEY)")   # a table in the way
     with pytest.raises(StorageError, match="migration failed"):
         migrate.upgrade(engine)
-    assert migrate.schema_status(engine) == "empty"
+    assert migrate.schema_status(engine) == "unversioned"     # only the table that was in the way
     assert "feeds" not in inspect(engine).get_table_names()
+    with pytest.raises(SchemaOutdatedError, match="has tables but no monitor schema version"):
+        migrate.require_current(engine, create_if_empty=True)
 
 
 def test_unreachable_database_names_the_url_without_password() -> None:

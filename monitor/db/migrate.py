@@ -15,12 +15,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.exceptions import SchemaOutdatedError, StorageError
 
-SchemaStatus = Literal["empty", "current", "outdated", "ahead"]
+SchemaStatus = Literal["empty", "unversioned", "current", "outdated", "ahead"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # New revisions are named by date, e.g. 2026_11_25_0002_add_feed_tags.py (pass rev_id="0002").
@@ -48,7 +48,8 @@ def head_revision() -> str:
 def schema_status(engine: Engine) -> SchemaStatus:
     current = current_revision(engine)
     if current is None:
-        return "empty"
+        # Tables without a version: another application's database, never ours to migrate.
+        return "unversioned" if _has_tables(engine) else "empty"
     if current == head_revision():
         return "current"
     try:
@@ -68,6 +69,13 @@ def current_revision(engine: Engine) -> str | None:
     if len(heads) > 1:
         raise StorageError(f"database has {len(heads)} schema versions ({', '.join(heads)}); expected one")
     return heads[0] if heads else None
+
+
+def _has_tables(engine: Engine) -> bool:
+    try:
+        return bool(set(inspect(engine).get_table_names()) - {"alembic_version"})
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot list the database's tables: {e}") from e
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -90,6 +98,11 @@ def require_current(engine: Engine, *, create_if_empty: bool) -> None:
             raise SchemaOutdatedError("the database has no monitor schema: run `monitor db upgrade`")
         upgrade(engine)
         return
+    if status == "unversioned":
+        raise SchemaOutdatedError(
+            f"database {engine.url.render_as_string(hide_password=True)} has tables but no monitor schema "
+            "version: point database.url at an empty database or at a monitor database"
+        )
     current, head = current_revision(engine), head_revision()
     if status == "outdated":
         raise SchemaOutdatedError(
