@@ -1,0 +1,302 @@
+"""Article pages -> `ExtractedPage`: the main text (trafilatura) and the page's metadata.
+
+`extract_page` is a plain top-level function of bytes so that it can run in a process pool.
+Pages are hostile input: the size is capped, decoding never fails, and any failure inside
+lxml or trafilatura yields an empty body instead of an exception.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Iterator
+
+import lxml.etree
+import lxml.html
+import trafilatura
+
+from ._types import ExtractedPage
+from .feeds import plausible_published
+from .urls import absolute_http_url
+
+__all__ = ["DEFAULT_MAX_PAGE_BYTES", "extract_page", "html_to_text"]
+
+DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
+
+_log = logging.getLogger(__name__)
+
+# Measured on the article-extraction benchmark (181 real pages, word 4-gram F1): precision mode
+# without comments scores 0.964 against 0.953 for plain `trafilatura.extract`, and keeps the
+# boxes, comments and banners of the corpus pages out. Tables stay: they cost nothing there.
+_TRAFILATURA_OPTIONS = {"favor_precision": True, "include_comments": False, "include_tables": True}
+# Our own metadata lookup finds full timestamps; trafilatura's date (a day) is only the fallback,
+# so its slow extensive search is not worth running.
+_DATE_PARAMS = {"extensive_search": False, "original_date": True}
+
+_PARSER = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False, default_doctype=False,
+                               remove_comments=True, remove_pis=True, no_network=True)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_CODEC_FOR_LABEL = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252"}
+_LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
+# Line breaks of the markup travel as this character until whitespace is collapsed.
+_BREAK = "\x00"
+_WHITESPACE = re.compile(r"\s+")
+_BLOCK_BREAK = re.compile(r"\x00\s*\x00")
+# Soft hyphens and zero-width characters split words for the eye only.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
+
+_PUBLISHED_META = ("article:published_time", "og:published_time", "datepublished", "pubdate",
+                   "publishdate", "dc.date.issued", "dc.date", "dcterms.created", "sailthru.date",
+                   "parsely-pub-date", "date")
+_BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5",
+                         "h6", "blockquote", "pre", "table", "tr", "section", "article", "header",
+                         "footer", "aside", "figure", "figcaption", "hr", "address", "main"})
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg"})
+
+# A handful of very frequent words per language: enough to name the language of a news article
+# when the page does not say, without a detector dependency.
+_STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in {
+    "en": "the and of to in is that for was on with said he it as by at from his have has are were be",
+    "de": "der die und das ist nicht den mit von zu sich auf für dem ein eine des auch im wurde sie",
+    "fr": "le la les et des est une dans que pour qui pas sur au du par avec il elle sont ont été",
+    "es": "el la los las y que en del se por una con para es su al lo como más pero fue han",
+    "it": "il di che la per un una sono del della non con gli le si è anche ha nel alla",
+    "pt": "o os que de da do em um uma para com não é se na no dos das foi ao pelo",
+    "nl": "de het een van en is dat op te niet in zijn met voor die er aan ook wordt",
+    "sv": "och att det som en på är av för med till den har inte om ett var de",
+    "pl": "i w na nie się z do że to jest jak po o co ale od za przez było",
+    "ru": "и в не на что с по как это он она из но за от для так его было",
+}.items()}
+_SCRIPT_LANGS = ((re.compile(r"[\uac00-\ud7a3]"), "ko"), (re.compile(r"[\u3040-\u30ff]"), "ja"),
+                 (re.compile(r"[\u4e00-\u9fff]"), "zh"), (re.compile(r"[\u0600-\u06ff]"), "ar"),
+                 (re.compile(r"[\u0590-\u05ff]"), "he"), (re.compile(r"[\u0370-\u03ff]"), "el"),
+                 (re.compile(r"[\u0e00-\u0e7f]"), "th"))
+_WORD = re.compile(r"\w+")
+
+
+def extract_page(html: bytes, *, url: str, encoding: str | None = None,
+                 max_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> ExtractedPage:
+    """The article in the page `html` fetched from `url`; `encoding` is the HTTP charset, if any.
+
+    Input beyond `max_bytes` is cut off. Never raises: a page without an article, or one that
+    cannot be parsed, gives `ExtractedPage(body="")`.
+    """
+    try:
+        return _extract(html[:max_bytes], url, encoding)
+    except Exception as e:   # lxml/trafilatura on hostile markup: the page just has no article
+        _log.debug("extraction failed for %s: %r", url, e)
+        return ExtractedPage(body="")
+
+
+def html_to_text(fragment: str) -> str:
+    """An HTML fragment (a feed's content:encoded) as plain text, blocks separated by a blank line."""
+    if not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment.encode("utf-8", "surrogatepass"), create_parent="div",
+                                             parser=_PARSER)
+    except Exception:   # lxml on hostile markup; there is no text to give
+        return ""
+    return "\n\n".join(_block_texts(root))
+
+
+def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
+    text = _decode(html, encoding)
+    if not text.strip():
+        return ExtractedPage(body="")
+    tree = lxml.html.document_fromstring(text.encode("utf-8", "surrogatepass"), parser=_PARSER)
+    # Read our metadata first: trafilatura may modify the tree it is given.
+    lang = _declared_lang(tree)
+    canonical = _canonical_url(tree, url)
+    published = _published(tree)
+    doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, date_extraction_params=_DATE_PARAMS,
+                                      **_TRAFILATURA_OPTIONS)
+    if doc is None:
+        return ExtractedPage(body="", lang=lang, canonical_url=canonical, published=published)
+    body = "\n\n".join(_trafilatura_blocks(doc.body)) if doc.body is not None else ""
+    return ExtractedPage(
+        body=body,
+        title=doc.title or None,
+        author=doc.author or None,
+        published=published or _day(doc.date),
+        site_name=doc.sitename or None,
+        lang=lang or _guess_lang(body),
+        canonical_url=canonical,
+        description=doc.description or None,
+    )
+
+
+def _decode(html: bytes, encoding: str | None) -> str:
+    """BOM, then the HTTP charset, then <meta charset>, then UTF-8, then Windows-1252 (HTML's default)."""
+    for bom, codec in _BOMS:
+        if html.startswith(bom):
+            return html.decode(codec, errors="replace")
+    candidates = [encoding] if encoding else []
+    match = _META_CHARSET.search(html[:4096])
+    if match:
+        candidates.append(match.group(1).decode("ascii"))
+    for candidate in candidates:
+        try:
+            codec = codecs.lookup(candidate).name
+            # Latin-1 and ASCII labels mean Windows-1252 on the web (the HTML standard agrees);
+            # a UTF-16/32 label on a page without a BOM is wrong in practice.
+            codec = _CODEC_FOR_LABEL.get(codec, "utf-8" if codec.startswith(("utf-16", "utf-32")) else codec)
+            return html.decode(codec, errors="replace")
+        except LookupError:   # unknown, or not a text codec (rot13, zlib, ...)
+            continue
+    try:
+        return html.decode("utf-8")
+    except UnicodeDecodeError:
+        return html.decode("cp1252", errors="replace")
+
+
+def _declared_lang(tree: lxml.html.HtmlElement) -> str | None:
+    candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
+    candidates += tree.xpath("//meta[translate(@http-equiv,'CONTENT-LANGUAGE','content-language')"
+                             "='content-language']/@content")
+    candidates += tree.xpath("//meta[@property='og:locale']/@content")
+    for value in candidates:
+        match = _LANG_CODE.match(str(value or "").split(",")[0])
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def _canonical_url(tree: lxml.html.HtmlElement, url: str) -> str | None:
+    for link in tree.xpath("//link[@href]"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            return absolute_http_url(link.get("href"), url)
+    return None
+
+
+def _published(tree: lxml.html.HtmlElement) -> datetime | None:
+    values: list[str] = []
+    metas: dict[str, str] = {}
+    for meta in tree.xpath("//meta[@content]"):
+        name = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        metas.setdefault(name, meta.get("content"))
+    values += [metas[name] for name in _PUBLISHED_META if metas.get(name)]
+    values += [v for script in tree.xpath("//script[@type='application/ld+json']/text()")
+               for v in _json_ld_dates(str(script))]
+    values += [str(v) for v in tree.xpath("//*[@itemprop='datePublished']/@datetime | //time[@datetime]/@datetime")]
+    for value in values:
+        parsed = _parse_timestamp(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _json_ld_dates(text: str) -> Iterator[str]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if isinstance(item.get("datePublished"), str):
+                yield item["datePublished"]
+            if isinstance(item.get("@graph"), list):
+                pending.extend(item["@graph"])
+
+
+def _parse_timestamp(value: str) -> datetime | None:
+    """An ISO 8601 timestamp with a time of day; a bare date is left to trafilatura's fallback."""
+    value = value.strip()
+    if len(value) < 16 or len(value) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if value[10:11] == " " else value)
+    except ValueError:
+        return None
+    return plausible_published(parsed)
+
+
+def _day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return plausible_published(datetime.strptime(value[:10], "%Y-%m-%d").replace(tzinfo=UTC))
+    except ValueError:
+        return None
+
+
+def _trafilatura_blocks(body: lxml.etree._Element) -> Iterator[str]:
+    """trafilatura's XML body (p, head, list, table, quote, ...) as one text per block.
+
+    Loose text between blocks (`body.text`, a block's tail) is a block of its own.
+    """
+    if body.text and body.text.strip():
+        yield _lines(body.text)
+    for block in body:
+        if block.tag == "list":
+            lines = ["- " + _inline_text(item) for item in block.iter("item")]
+        elif block.tag == "table":
+            lines = [" | ".join(_inline_text(cell) for cell in row.iter("cell")) for row in block.iter("row")]
+        else:
+            lines = [_inline_text(block)]
+        text = "\n".join(line for line in lines if line.strip("- |"))
+        if text:
+            yield text
+        if block.tail and block.tail.strip():
+            yield _lines(block.tail)
+
+
+def _inline_text(element: lxml.etree._Element) -> str:
+    """The text of `element`, whitespace collapsed, a line break for each <lb/> (<br>)."""
+    parts: list[str] = []
+    _flatten(element, parts)
+    return _lines("".join(parts))
+
+
+def _flatten(node: lxml.etree._Element, parts: list[str]) -> None:
+    tag = node.tag if isinstance(node.tag, str) else ""
+    if tag in _SKIP_TAGS:
+        return
+    if tag in ("lb", "br"):
+        parts.append(_BREAK)
+    parts.append(node.text or "")
+    for child in node:
+        if isinstance(child.tag, str) and child.tag in _BLOCK_TAGS:
+            parts.append(_BREAK * 2)
+            _flatten(child, parts)
+            parts.append(_BREAK * 2)
+        else:
+            _flatten(child, parts)
+        parts.append(child.tail or "")
+
+
+def _lines(raw: str) -> str:
+    text = _WHITESPACE.sub(" ", raw.translate(_INVISIBLE)).replace(_BREAK, "\n")
+    lines = (line.strip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def _block_texts(root: lxml.html.HtmlElement) -> list[str]:
+    """Text of an HTML tree cut into blocks at block-level elements and at double <br>."""
+    parts: list[str] = []
+    _flatten(root, parts)
+    blocks = _BLOCK_BREAK.split("".join(parts))
+    return [text for text in (_lines(block) for block in blocks) if text]
+
+
+def _guess_lang(body: str) -> str | None:
+    sample = body[:3000]
+    if not sample:
+        return None
+    for pattern, lang in _SCRIPT_LANGS:
+        if len(pattern.findall(sample)) > 20:
+            return lang
+    words = [w.lower() for w in _WORD.findall(sample)]
+    if len(words) < 20:
+        return None
+    scores = {lang: sum(1 for w in words if w in stop) for lang, stop in _STOPWORDS.items()}
+    best = max(scores, key=scores.__getitem__)
+    return best if scores[best] >= max(5, len(words) // 20) else None
