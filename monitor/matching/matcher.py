@@ -1,0 +1,125 @@
+"""Run every enabled story's rules on an article and combine them into a calibrated score.
+
+A cheap prefilter comes first, in the manner of Lucene's Monitor: every story with facets is
+indexed by the tokens its facets need, and only stories whose every facet has at least one
+token in the article are evaluated. With a thousand stories, most are never looked at.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from typing import Any, Sequence
+
+from monitor._types import Article, MatchResult
+from monitor.matching.base import Document, Rule, RuleResult, Story
+from monitor.matching.loader import Registry, discover
+from monitor.matching.rules import FacetIndex
+
+__all__ = ["Matcher"]
+
+log = logging.getLogger("monitor.matching")
+
+
+class _CompiledStory:
+    __slots__ = ("story", "rules", "facets")
+
+    def __init__(self, story: Story, rules: list[tuple[Rule, float, bool]], facets: FacetIndex | None) -> None:
+        self.story = story
+        self.rules = rules
+        self.facets = facets
+
+
+class Matcher:
+    """Matches articles against the enabled stories. `rule_errors` counts rules that raised."""
+
+    def __init__(self, stories: Sequence[Story]) -> None:
+        registry: Registry | None = None
+        self.rule_errors = 0
+        self._stories: list[_CompiledStory] = []
+        self._unfiltered: list[int] = []
+        # token -> [(story index, facet label)]; prefix aliases are looked up by their length.
+        self._exact: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._prefix: dict[int, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+        self._facet_counts: list[int] = []
+        for story in stories:
+            if not story.enabled:
+                continue
+            rules = []
+            for spec in story.rules:
+                factory = spec.factory
+                if factory is None:   # a Story built by hand rather than by load_stories
+                    registry = registry or discover()
+                    factory = registry.rules[spec.name][0]
+                rules.append((factory(story, spec.params), spec.weight, spec.required))
+            facets = FacetIndex(story) if story.facets else None
+            index = len(self._stories)
+            self._stories.append(_CompiledStory(story, rules, facets))
+            self._facet_counts.append(len(story.facets))
+            if facets is None:
+                self._unfiltered.append(index)
+                continue
+            for label, aliases in facets.all_aliases().items():
+                for alias in aliases:
+                    if alias.prefix and len(alias.tokens) == 1:
+                        self._prefix[len(alias.first)][alias.first].append((index, label))
+                    else:
+                        self._exact[alias.first].append((index, label))
+
+    @property
+    def stories(self) -> list[Story]:
+        return [s.story for s in self._stories]
+
+    def candidates(self, doc: Document) -> list[int]:
+        """Indexes of the stories that might match: all facets have a token in the document."""
+        seen: dict[int, set[str]] = defaultdict(set)
+        for token in doc.vocabulary:
+            for index, label in self._exact.get(token, ()):
+                seen[index].add(label)
+            for length, table in self._prefix.items():
+                for index, label in table.get(token[:length], ()):
+                    seen[index].add(label)
+        found = [i for i, labels in seen.items() if len(labels) == self._facet_counts[i]]
+        return sorted(found + self._unfiltered)
+
+    def match(self, article: Article) -> list[MatchResult]:
+        """One result per story evaluated; stories the prefilter rules out are skipped."""
+        doc = Document.from_article(article)
+        return [self._evaluate(self._stories[i], doc) for i in self.candidates(doc)]
+
+    def _evaluate(self, compiled: _CompiledStory, doc: Document) -> MatchResult:
+        story = compiled.story
+        logit = story.bias
+        vetoed = False
+        evidence: list[str] = []
+        versions: dict[str, str] = {}
+        details: dict[str, Any] = {}
+        passage: str | None = None
+        for rule, weight, required in compiled.rules:
+            versions[rule.name] = rule.version
+            result = self._run(rule, story, doc)
+            details[rule.name] = {"score": round(result.score, 4), **result.details}
+            logit += weight * result.score
+            if required and result.score == 0.0:
+                vetoed = True
+            evidence.extend(result.evidence)
+            passage = passage or result.passage
+        score = 0.0 if vetoed else 1.0 / (1.0 + math.exp(-logit))
+        details["logit"] = round(logit, 4)
+        return MatchResult(story_id=story.id, matched=score >= story.threshold, score=round(score, 4),
+                           evidence=tuple(evidence), rule_versions=versions,
+                           best_passage=passage, details=details)
+
+    def _run(self, rule: Rule, story: Story, doc: Document) -> RuleResult:
+        try:
+            result = rule.evaluate(doc)
+            if not isinstance(result, RuleResult):
+                raise TypeError(f"evaluate() returned {type(result).__name__}, not RuleResult")
+            return result
+        except Exception:
+            # One broken rule must not cost the other rules or stories their verdict.
+            self.rule_errors += 1
+            log.exception("rule %r (version %s) failed on story %r, article %s",
+                          rule.name, rule.version, story.id, doc.url)
+            return RuleResult(0.0, (), {"error": True})
+

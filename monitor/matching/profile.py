@@ -1,0 +1,210 @@
+"""Reference profiles: what an article is about, as weighted terms, names, places and dates.
+
+`derive_profile(text)` turns any article into a profile; the shipped summit story was made
+this way from its reference article and then curated by hand. `similarity` compares a
+document with a profile (cosine of tf-idf vectors). Document frequencies come from a
+background prior shipped as `background_df.json` (built with `build_background` from the
+article-extraction-benchmark bodies: 181 news and blog articles on unrelated topics), so a
+word common in any news text weighs little.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from monitor.matching.text import fold, split_paragraphs, tokenize
+
+__all__ = ["Profile", "Background", "background", "build_background", "derive_profile", "similarity", "story_table", "to_toml",
+           "tfidf_vector"]
+
+_BACKGROUND_FILE = Path(__file__).with_name("background_df.json")
+# Words that carry no topic in any news text, beyond what the background prior already damps.
+_STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each even few for from further
+had has have having he her here hers him his how i if in into is it its itself just like me more
+most my no nor not now of off on once only or other our out over own same she should so some such
+than that the their them then there these they this those through to too under until up very was
+we were what when where which while who whom why will with would you your yours one two said says
+say told tell per mr mrs ms s t re ve ll d m don didn doesn isn wasn weren won yet much many may
+might must shall us own whether though although however still already ever every way
+""".split())
+_MONTHS = {m: i for i, m in enumerate(
+    "january february march april may june july august september october november december".split(), 1)}
+_DATE = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|"
+                   r"December)\s+(\d{1,2})(?:st|nd|rd|th)?(?:,\s*(\d{4}))?\b")
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+# Capitalised word sequences ("Kim Jong Un", "Moon Jae-in", "State Department").
+_PROPER = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|of|de|la|del|al|bin))*")
+_PLACE_CUE = re.compile(r"\b(?:in|to|from|at|visit(?:ed|s)?)\s+$")
+_SENTENCE_OPENERS = frozenset("the a an but and then it in on at as by for this that there what when "
+                              "if yet so even after before while like is i we you he she they".split())
+_CALENDAR_WORDS = frozenset([*_MONTHS, "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                             "sunday"])
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """Document frequencies of folded tokens in a background collection of `documents` texts."""
+
+    documents: int
+    df: Mapping[str, int]
+
+    def idf(self, token: str) -> float:
+        return math.log((self.documents + 1) / (self.df.get(token, 0) + 1)) + 1.0
+
+
+@lru_cache(maxsize=1)
+def background() -> Background:
+    """The shipped background prior."""
+    data = json.loads(_BACKGROUND_FILE.read_text(encoding="utf-8"))
+    return Background(documents=int(data["documents"]), df=data["df"])
+
+
+def build_background(texts: Iterable[str], *, min_df: int = 2) -> dict[str, object]:
+    """The JSON-ready prior for a collection: token -> number of texts containing it."""
+    counts: Counter[str] = Counter()
+    documents = 0
+    for text in texts:
+        documents += 1
+        counts.update(set(tokenize(text)))
+    return {"documents": documents,
+            "df": {t: n for t, n in sorted(counts.items()) if n >= min_df}}
+
+
+def tfidf_vector(tokens: Sequence[str], prior: Background | None = None) -> dict[str, float]:
+    """Sublinear tf times background idf, stopwords and digits left out."""
+    prior = prior or background()
+    counts = Counter(t for t in tokens if t not in _STOPWORDS and not t.isdigit() and len(t) > 1)
+    return {t: (1.0 + math.log(n)) * prior.idf(t) for t, n in counts.items()}
+
+
+def similarity(vector: Mapping[str, float], profile_terms: Mapping[str, float]) -> float:
+    """Cosine of two weighted term vectors, in [0, 1]."""
+    if not vector or not profile_terms:
+        return 0.0
+    small, large = (vector, profile_terms) if len(vector) < len(profile_terms) else (profile_terms, vector)
+    dot = sum(w * large.get(t, 0.0) for t, w in small.items())
+    if dot <= 0.0:
+        return 0.0
+    norm = math.sqrt(sum(w * w for w in vector.values())) * math.sqrt(sum(w * w for w in profile_terms.values()))
+    return min(1.0, dot / norm)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a text is about. Terms are weighted by tf-idf and scaled so the heaviest weighs 1."""
+
+    terms: Mapping[str, float]
+    names: tuple[str, ...]
+    places: tuple[str, ...]
+    dates: tuple[date, ...]
+    years: tuple[int, ...]
+
+
+def derive_profile(text: str, *, title: str = "", max_terms: int = 60, max_names: int = 20,
+                   year: int | None = None, prior: Background | None = None) -> Profile:
+    """Derive a profile from an article. The title counts twice; `year` dates "June 12"."""
+    tokens = tokenize(title) * 2 + tokenize(text)
+    vector = tfidf_vector(tokens, prior)
+    top = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:max_terms]
+    heaviest = top[0][1] if top else 1.0
+    terms = {t: round(w / heaviest, 3) for t, w in top}
+
+    names: Counter[str] = Counter()
+    places: Counter[str] = Counter()
+    for paragraph in [title, *split_paragraphs(text)]:
+        for match in _PROPER.finditer(paragraph):
+            # A capitalised run may cross a sentence end ("North Korea. We"): keep its first part.
+            name = re.split(r"(?<=[a-z]{2})\. ", match.group())[0]
+            name = re.sub(r"['’]s?$", "", name.strip(" .'’-"))
+            words = [w for w in name.split() if fold(w) not in _CALENDAR_WORDS]
+            # Drop the capital that only opens a sentence ("The", "But").
+            while words and fold(words[0]) in _SENTENCE_OPENERS:
+                words = words[1:]
+            if len(words) != len(name.split()) and len(words) < 2:
+                continue
+            if not words or len(" ".join(words)) < 3:
+                continue
+            name = " ".join(words)
+            names[name] += 1
+            if _PLACE_CUE.search(paragraph[:match.start()]):
+                places[name] += 1
+    years = sorted({int(y) for y in _YEAR.findall(text)})
+    year = year or (years[-1] if years else None)
+    dates: set[date] = set()
+    for month, day, explicit_year in _DATE.findall(text):
+        when_year = int(explicit_year) if explicit_year else year
+        if when_year is not None:
+            try:
+                dates.add(date(when_year, _MONTHS[month.lower()], int(day)))
+            except ValueError:
+                continue
+    ranked_names = [n for n, c in names.most_common() if c >= 2 or len(n.split()) > 1][:max_names]
+    ranked_places = [p for p, _ in places.most_common(max_names)]
+    return Profile(terms=terms, names=tuple(ranked_names), places=tuple(ranked_places),
+                   dates=tuple(sorted(dates)), years=tuple(years))
+
+
+def story_table(profile: Profile, *, story_id: str, title: str, reference_url: str | None = None,
+                published: date | None = None, window_days: int = 60) -> dict[str, object]:
+    """A starting story (the table a `[[stories]]` entry or plugin .toml holds) from a profile.
+
+    Facets: the article's leading names, and its leading non-name terms; the window, when the
+    article's date is known, runs `window_days` either side of it. Curate the result by hand.
+    """
+    name_tokens = {t for n in profile.names for t in tokenize(n)}
+    topic = [t for t in profile.terms if t not in name_tokens][:8]
+    table: dict[str, object] = {
+        "id": story_id, "title": title,
+        "facets": {"who": list(profile.names[:6]), "what": topic},
+        "terms": dict(profile.terms),
+        "rules": [{"name": "title", "weight": 2.5}, {"name": "lead", "weight": 1.5},
+                  {"name": "coverage", "weight": 6.0, "params": {"floor": 0.2, "full_at": 0.5}},
+                  {"name": "reference", "weight": 3.0, "params": {"full_at": 0.3}}],
+        "bias": -4.0,
+    }
+    if reference_url:
+        table["reference"] = {"url": reference_url}
+    if published is not None:
+        table["start"] = (published - timedelta(days=window_days)).isoformat()
+        table["end"] = (published + timedelta(days=window_days)).isoformat()
+        table["rules"] = [{"name": "window", "required": True, "weight": 0.0}, *table["rules"]]  # type: ignore[list-item]
+    return table
+
+
+def to_toml(table: Mapping[str, object]) -> str:
+    """The story table as a plugin .toml file (the subset of TOML story tables need)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, (dict, list))]
+    for key in ("reference", "facets", "terms"):
+        if key in table:
+            lines += ["", f"[{key}]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table[key].items()]  # type: ignore[union-attr]
+    for rule in table.get("rules", []):  # type: ignore[union-attr]
+        lines += ["", "[[rules]]", *(f"{k} = {_toml_value(v)}" for k, v in rule.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

@@ -1,0 +1,268 @@
+"""Built-in rules. Each is a class built as `Rule(story, params)`; `evaluate(doc)` never mutates.
+
+- window:    published inside the story's time window (usually `required`: outside vetoes).
+- title:     which facets of the story (e.g. US side, North Korean side, the meeting) the title names.
+- lead:      whether title, summary and first paragraph together engage every facet.
+- coverage:  the share of body paragraphs that engage the story's facets together: separates
+             articles about the story from passing mentions.
+- reference: tf-idf cosine similarity with the story's reference profile terms.
+- query:     a boolean query (monitor.matching.query) over title and body.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from monitor.matching.base import Document, RuleResult, Story
+from monitor.matching.profile import similarity, tfidf_vector
+from monitor.matching.text import Alias, parse_alias
+
+__all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
+           "FacetIndex"]
+
+
+def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"parameter {key!r} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _no_unknown(params: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+class FacetIndex:
+    """A story's facets compiled to aliases; answers "which facets does this part engage?".
+
+    Weak aliases (a bare "Kim") count only when the document also has a strong alias of the
+    same name somewhere. Answers are cached on the document, keyed by story.
+    """
+
+    def __init__(self, story: Story) -> None:
+        self.story_id = story.id
+        self.labels: tuple[str, ...] = tuple(f.label for f in story.facets)
+        # facet label -> [(display, strong aliases, weak aliases)]
+        self.entries: dict[str, list[tuple[str, tuple[Alias, ...], tuple[Alias, ...]]]] = {}
+        for facet in story.facets:
+            compiled = []
+            for entry in facet.entries:
+                name = story.name(entry)
+                if name is None:
+                    compiled.append((entry.rstrip("*"), (parse_alias(entry),), ()))
+                else:
+                    strong = tuple(parse_alias(a) for a in (name.name, *name.aliases))
+                    compiled.append((name.name, strong, tuple(parse_alias(a) for a in name.weak)))
+            self.entries[facet.label] = compiled
+
+    def all_aliases(self) -> dict[str, list[Alias]]:
+        """Facet label -> every alias (strong and weak) that can satisfy it: the prefilter's terms."""
+        return {label: [a for _, strong, weak in entries for a in (*strong, *weak)]
+                for label, entries in self.entries.items()}
+
+    def _weak_allowed(self, doc: Document, display: str, strong: tuple[Alias, ...]) -> bool:
+        key = ("weak", self.story_id, display)
+        allowed = doc.cache.get(key)
+        if allowed is None:
+            allowed = doc.cache[key] = any(doc.has_anywhere(a) for a in strong)
+        return allowed
+
+    def engaged(self, doc: Document, part: int) -> dict[str, str]:
+        """Facet label -> the entry that engaged it in this part (title 0, summary 1, paragraphs 2..)."""
+        key = ("facets", self.story_id, part)
+        found = doc.cache.get(key)
+        if found is not None:
+            return found
+        found = {}
+        for label, entries in self.entries.items():
+            for display, strong, weak in entries:
+                if any(doc.has(a, part) for a in strong) or (
+                        weak and any(doc.has(a, part) for a in weak)
+                        and self._weak_allowed(doc, display, strong)):
+                    found[label] = display
+                    break
+        doc.cache[key] = found
+        return found
+
+
+class WindowRule:
+    """1 when the article was published inside [story.start, story.end]; undated articles pass."""
+
+    name = "window"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, set())
+        if story.start is None and story.end is None:
+            raise ValueError("the story has no time window (start/end)")
+        self.start: datetime | None = story.start
+        self.end: datetime | None = story.end
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        when = doc.published
+        if when is None:
+            return RuleResult(1.0, ("no publication date; story window not checked",), {"inside": None})
+        inside = (self.start is None or when >= self.start) and (self.end is None or when <= self.end)
+        where = "inside" if inside else "outside"
+        return RuleResult(1.0 if inside else 0.0, (f"published {when.date().isoformat()}, {where} the story window",),
+                          {"inside": inside})
+
+
+class TitleRule:
+    """The share of the story's facets named in the title (the summary counts at `summary_weight`)."""
+
+    name = "title"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, {"summary_weight"})
+        if not story.facets:
+            raise ValueError("the story defines no facets")
+        self.summary_weight = _number(params, "summary_weight", 0.5, 0.0, 1.0)
+        self.facets = FacetIndex(story)
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        n = len(self.facets.labels)
+        in_title = self.facets.engaged(doc, 0)
+        in_summary = self.facets.engaged(doc, 1)
+        score = max(len(in_title) / n, self.summary_weight * len(in_summary) / n)
+        evidence = (f"title names {_join(list(in_title.values()))}",) if in_title else ()
+        return RuleResult(score, evidence, {"title_facets": sorted(in_title), "summary_facets": sorted(in_summary)})
+
+
+class LeadRule:
+    """1 when the lead (title, summary and first paragraph together) engages every facet.
+
+    News writing puts the subject first; an article whose lead never brings the sides and the
+    meeting together is rarely about the story, whatever its later paragraphs mention.
+    """
+
+    name = "lead"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, set())
+        if not story.facets:
+            raise ValueError("the story defines no facets")
+        self.facets = FacetIndex(story)
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        engaged: dict[str, str] = {}
+        for part in (0, 1, 2):
+            if part < len(doc.parts()):
+                engaged = {**self.facets.engaged(doc, part), **engaged}
+        if len(engaged) < len(self.facets.labels):
+            return RuleResult(0.0, (), {"lead_facets": sorted(engaged)})
+        return RuleResult(1.0, (f"the lead names {_join(list(engaged.values()))}",),
+                          {"lead_facets": sorted(engaged)})
+
+
+class CoverageRule:
+    """How much of the body is about the story.
+
+    A paragraph is on the story when it engages at least `min_facets` of the story's facets
+    (default: all of them, e.g. both sides and the meeting); one that engages all but one counts
+    `partial` of a paragraph. The score ramps from 0 at the share `floor` (what a passing
+    mention fills) to 1 at `full_at` (the share at which an article is plainly about the story).
+    """
+
+    name = "coverage"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, {"min_facets", "partial", "floor", "full_at"})
+        if not story.facets:
+            raise ValueError("the story defines no facets")
+        self.facets = FacetIndex(story)
+        n = len(self.facets.labels)
+        self.min_facets = int(_number(params, "min_facets", n, 1, n))
+        self.partial = _number(params, "partial", 0.25, 0.0, 1.0)
+        self.floor = _number(params, "floor", 0.0, 0.0, 0.9)
+        self.full_at = _number(params, "full_at", 0.5, self.floor + 0.05, 1.0)
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        total = len(doc.paragraphs)
+        if total == 0:
+            return RuleResult(0.0, (), {"paragraphs": 0})
+        full = partial = 0
+        best: tuple[int, int] = (0, -1)
+        for i in range(total):
+            count = len(self.facets.engaged(doc, i + 2))
+            if count >= self.min_facets:
+                full += 1
+            elif count == self.min_facets - 1 and count > 0:
+                partial += 1
+            if count > best[0]:
+                best = (count, i)
+        share = (full + self.partial * partial) / total
+        evidence = ()
+        if full:
+            evidence = (f"{full} of {total} paragraphs ({round(100 * full / total)}%) are about the story",)
+        passage = doc.paragraphs[best[1]] if best[1] >= 0 else None
+        score = min(1.0, max(0.0, (share - self.floor) / (self.full_at - self.floor)))
+        return RuleResult(score, evidence,
+                          {"paragraphs": total, "on_story": full, "partial": partial, "share": round(share, 3)},
+                          passage)
+
+
+class ReferenceRule:
+    """Cosine similarity of the document with the story's weighted terms; `full_at` maps to 1."""
+
+    name = "reference"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, {"full_at"})
+        if not story.terms:
+            raise ValueError("the story has no weighted terms (set `terms` or a reference path)")
+        self.terms = dict(story.terms)
+        self.full_at = _number(params, "full_at", 0.3, 0.01, 1.0)
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        vector = doc.cache.get("tfidf")
+        if vector is None:
+            tokens = [*doc.title_tokens, *doc.title_tokens, *doc.summary_tokens,
+                      *(t for part in doc.paragraph_tokens for t in part)]
+            vector = doc.cache["tfidf"] = tfidf_vector(tokens)
+        value = similarity(vector, self.terms)
+        return RuleResult(min(1.0, value / self.full_at), (f"reference similarity {value:.2f}",),
+                          {"similarity": round(value, 4)})
+
+
+class QueryRule:
+    """1 when the story's boolean query matches title and body (see docs/query-language.md)."""
+
+    name = "query"
+    version = "1"
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, {"query"})
+        text = params.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("parameter 'query' must be a non-empty string")
+        from monitor.matching import query  # the query language is optional for every other rule
+
+        self._query_module = query
+        self.query = query.parse(text)
+
+    def required_terms(self) -> frozenset[str] | None:
+        return self.query.required_terms()
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        parsed = doc.cache.get("query-document")
+        if parsed is None:
+            parsed = doc.cache["query-document"] = self._query_module.make_document(doc.title, doc.body)
+        result = self.query.matches(parsed)
+        if not result.matched:
+            return RuleResult(0.0, (), {"matched": False})
+        terms = sorted({hit.term for hit in result.hits})
+        return RuleResult(1.0, (f"query matched ({', '.join(terms[:6])})",), {"matched": True})
+
+
+BUILTIN_RULES: dict[str, type] = {r.name: r for r in (WindowRule, TitleRule, LeadRule, CoverageRule, ReferenceRule, QueryRule)}

@@ -1,0 +1,116 @@
+"""Text analysis shared by rules and profiles: folding, tokens, paragraphs, sentences.
+
+Tokens are case- and accent-folded words. Scripts written without spaces (Chinese, Japanese,
+Korean) become overlapping character bigrams, so a name like 김정은 is found inside a longer
+run such as 김정은은: an alias is matched as the sequence of its tokens (a phrase).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Iterable, Sequence
+
+__all__ = ["fold", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
+           "parse_alias"]
+
+# Han, Hiragana, Katakana, Hangul syllables and jamo: written without spaces between words.
+_CJK = r"\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+_FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# A sentence ends at . ! ? (or their full-width forms) followed by space and an opening capital,
+# digit or quote; abbreviations such as "Mr." or "U.S." before a capital are joined back below.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)]?\s+(?=[\"'“‘«(]?[A-Z0-9\u00C0-\u024F])|(?<=[。！？])")
+_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "gen", "sen", "rep", "gov", "lt", "col",
+                            "adm", "sgt", "capt", "prof", "jr", "sr", "vs", "no", "u.s", "u.n",
+                            "jan", "feb", "mar", "apr", "aug", "sept", "sep", "oct", "nov", "dec", "m"})
+
+
+def fold(text: str) -> str:
+    """Lower-case, compatibility-normalise and strip accents: 'Corée' -> 'coree', 'ẞ' -> 'ss'."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # Hangul decomposes into jamo under NFKD; recompose so syllables stay whole.
+    return unicodedata.normalize("NFC", stripped).translate(_FOLD_EXTRA)
+
+
+def tokenize(text: str) -> list[str]:
+    """Folded word tokens; runs of CJK characters become their character bigrams."""
+    out: list[str] = []
+    for match in _TOKEN.finditer(fold(text)):
+        run = match.group()
+        if _IS_CJK.match(run):
+            if len(run) == 1:
+                out.append(run)
+            else:
+                out.extend(run[i:i + 2] for i in range(len(run) - 1))
+        else:
+            out.append(run)
+    return out
+
+
+def split_paragraphs(body: str) -> list[str]:
+    """Paragraphs separated by blank lines; a body without blank lines splits on line breaks."""
+    parts = [p.strip() for p in _PARAGRAPH_BREAK.split(body)]
+    if len(parts) == 1 and "\n" in body.strip():
+        parts = [p.strip() for p in body.splitlines()]
+    return [" ".join(p.split()) for p in parts if p]
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Sentences of one paragraph, good enough for evidence and passages (not a linguistic parser)."""
+    pieces = [p.strip() for p in _SENTENCE_END.split(paragraph) if p and p.strip()]
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences:
+            last_word = sentences[-1].rsplit(None, 1)[-1].rstrip(".").lower()
+            if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+                sentences[-1] = f"{sentences[-1]} {piece}"
+                continue
+        sentences.append(piece)
+    return sentences
+
+
+class Alias:
+    """A name or term as tokens; a trailing '*' on the last word makes it a prefix ('nordkorea*')."""
+
+    __slots__ = ("text", "tokens", "prefix")
+
+    def __init__(self, text: str, tokens: tuple[str, ...], prefix: bool) -> None:
+        self.text = text
+        self.tokens = tokens
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"Alias({self.text!r})"
+
+    @property
+    def first(self) -> str:
+        return self.tokens[0]
+
+
+def parse_alias(text: str) -> Alias:
+    """Analyse an alias once; raises ValueError when it has no word in it."""
+    raw = text.strip()
+    prefix = raw.endswith("*")
+    tokens = tuple(tokenize(raw.rstrip("*")))
+    if not tokens:
+        raise ValueError(f"alias {text!r} has no words")
+    return Alias(raw, tokens, prefix)
+
+
+def find_phrase(tokens: Sequence[str], alias: Alias, positions: Iterable[int]) -> bool:
+    """Whether `alias` occurs in `tokens` starting at one of `positions` (candidates for its first token)."""
+    n = len(alias.tokens)
+    last = alias.tokens[-1]
+    for start in positions:
+        end = start + n
+        if end > len(tokens):
+            continue
+        if all(tokens[start + i] == alias.tokens[i] for i in range(n - 1)):
+            token = tokens[end - 1]
+            if token == last or (alias.prefix and token.startswith(last)):
+                return True
+    return False
+
