@@ -1,0 +1,84 @@
+"""The terminal report: plain text, with a sparkline of the timeline and optional ANSI colour."""
+from __future__ import annotations
+
+from monitor.report._safe import one_line, short_time
+from monitor.report.cluster import outlet_key
+from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
+
+_BARS = "▂▃▄▅▆▇█"
+_EMPTY_BAR = "▁"
+_BOLD, _DIM, _YELLOW, _CYAN, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[33m", "\x1b[36m", "\x1b[0m"
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if self.color and text else text
+
+
+def render_text(digest: Digest, *, color: bool = False) -> str:
+    style = _Style(color)
+    window = (f"{short_time(digest.since) if digest.since else 'the beginning'} to "
+              f"{short_time(digest.until) if digest.until else 'now'}")
+    lines = [style(_BOLD, "Media monitoring digest"),
+             f"Generated {short_time(digest.generated_at)}, covering {window}.", ""]
+    for story in digest.stories:
+        lines += _story(story, style)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def sparkline(counts: list[int]) -> str:
+    """One character per count: a flat bar for 0, then seven heights up to the peak."""
+    peak = max(counts, default=0)
+    return "".join(_BARS[(c * len(_BARS) - 1) // peak] if c else _EMPTY_BAR for c in counts)
+
+
+def _story(s: StoryDigest, style: _Style) -> list[str]:
+    f = s.figures
+    lines = [style(_BOLD, f"== {one_line(s.story.title)} [{one_line(s.story.id)}]")]
+    if s.story.description:
+        lines.append(one_line(s.story.description))
+    if s.story.reference_url:
+        lines.append(f"Reference: {style(_CYAN, one_line(s.story.reference_url))}")
+    if not f.matches:
+        return lines + ["No coverage in this window.", ""]
+    languages = ", ".join(one_line(lang) for lang in f.languages) or "unknown"
+    lines += [
+        f"{f.matches} matches from {f.outlets} outlets; {f.texts} distinct texts, "
+        f"{f.clusters} carried by several outlets; languages: {languages}.",
+        f"First coverage {short_time(f.first)}, latest {short_time(f.latest)}.",
+        _timeline(s.timeline),
+        "Top outlets: " + ", ".join(f"{one_line(name)} ({n})" for name, n in s.top_outlets) + ".",
+        "",
+    ]
+    for rank, coverage in enumerate(s.coverage, 1):
+        lines += _coverage(rank, coverage, style)
+    return lines
+
+
+def _timeline(t: Timeline) -> str:
+    counts = [n for _, n in t.buckets]
+    peak_start, peak = max(t.buckets, key=lambda b: (b[1], -b[0].timestamp()))
+    return (f"Per {t.unit}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}: "
+            f"{sparkline(counts)}  (peak {peak} at {short_time(peak_start)})")
+
+
+def _coverage(rank: int, c: Coverage, style: _Style) -> list[str]:
+    m = c.lead
+    lines = [
+        f"{rank:>3}. [{clamp_score(m.score):.2f}] {style(_BOLD, one_line(m.title) or '(untitled)')}",
+        f"     {one_line(outlet_key(m))}, {short_time(m.when)}  {style(_CYAN, one_line(m.url))}",
+    ]
+    if c.also_carried_by:
+        first = c.first
+        lines.append(style(_DIM, f"     also carried by {', '.join(one_line(o) for o in c.also_carried_by)}"
+                                 f"; first: {one_line(outlet_key(first))}, {short_time(first.when)}"))
+    if c.passage:
+        quoted = "".join(style(_YELLOW, text) if hit else text for text, hit in c.passage)
+        lines.append(f"     “{quoted}”")
+    if m.evidence:
+        lines.append(style(_DIM, "     why: " + "; ".join(one_line(e) for e in m.evidence)))
+    return lines + [""]
+
