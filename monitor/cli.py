@@ -1,0 +1,423 @@
+"""The command line: `monitor [--config FILE] COMMAND ...`.
+
+Every command reads the configuration the same way, opens the store the same way and turns
+every MonitorError into one clear line on stderr (never a traceback for a user mistake).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from contextlib import contextmanager
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from monitor import __version__
+from monitor.config import Settings, describe_keys, find_config, load_settings, parse_duration
+from monitor.exceptions import ConfigError, MonitorError
+
+log = logging.getLogger("monitor")
+
+EPILOG = """\
+examples:
+  monitor --config config.example.toml run --once      one pass over every feed, then exit
+  monitor --config config.example.toml run             the daemon: every feed on its schedule
+  monitor report --since 7d --format html --output digest.html
+  monitor feeds add https://example.org/world/rss
+  monitor demo                                          an offline tour, no setup needed
+
+The configuration is --config FILE, else $MONITOR_CONFIG, else ./monitor.toml.
+`monitor COMMAND --help` explains each command.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="monitor", formatter_class=_Formatter, epilog=EPILOG,
+        description="Media monitoring: poll news feeds, extract every new article, flag the ones that "
+                    "cover the stories you track, and write digests.")
+    p.add_argument("--config", metavar="FILE", help="configuration file (TOML); see config.example.toml")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name: str, help: str, description: str | None = None, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
+                              formatter_class=_Formatter)
+
+    run = cmd("run", "fetch feeds, extract articles, match stories (the daemon, or one pass with --once)",
+              epilog="The daemon checks each feed when it is due (schedule.interval, or the feed's own) "
+                     "and stops cleanly on Ctrl-C or SIGTERM.\nA new database is created on first run; an "
+                     "outdated one must be upgraded with `monitor db upgrade`.")
+    run.add_argument("--once", action="store_true", help="one full pass over every enabled feed, then exit")
+
+    rep = cmd("report", "the digest of stored matches",
+              epilog="T is an ISO 8601 date or date-time (2018-05-01, 2018-05-24T14:00:00+00:00) or a time\n"
+                     "ago: 24h, 7d, 90m. Matches are filed under their article's publication time (or first\n"
+                     "seen, when the feed gave none); the window is [since, until).\n\n"
+                     "examples:\n  monitor report --since 7d\n  monitor report --story trump-kim-summit-2018 "
+                     "--format html --output digest.html")
+    rep.add_argument("--since", metavar="T", type=_time_arg, help="start of the window (inclusive)")
+    rep.add_argument("--until", metavar="T", type=_time_arg, help="end of the window (exclusive)")
+    rep.add_argument("--story", metavar="ID", action="append", help="only this story (repeatable)")
+    rep.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
+    rep.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    exp = cmd("export", "export stored data")
+    exp_sub = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
+    ea = exp_sub.add_parser("articles", help="every stored article, one JSON object a line",
+                            description="Every stored article as JSON lines: url, canonical_url, feed_url, "
+                                        "title, body, published, lang, fetched_at, ...")
+    ea.add_argument("--format", default="jsonl", choices=("jsonl",))
+
+    feeds = cmd("feeds", "list, add, remove, import and export feeds")
+    fs = feeds.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fs.add_parser("list", help="every feed with its health: last fetch, status, errors, next due")
+    fa = fs.add_parser("add", help="add a feed")
+    fa.add_argument("url")
+    fa.add_argument("--title")
+    fa.add_argument("--interval", type=_duration_arg, help="check interval, e.g. 30m (default: schedule.interval)")
+    fr = fs.add_parser("remove", help="remove a feed (its articles stay)")
+    fr.add_argument("url")
+    for action, help in (("enable", "enable a feed (e.g. after it was disabled for failing)"),
+                         ("disable", "stop checking a feed without removing it")):
+        fs.add_parser(action, help=help).add_argument("url")
+    fi = fs.add_parser("import", help="add every feed of an OPML file")
+    fi.add_argument("file", type=Path)
+    fe = fs.add_parser("export", help="every feed as OPML 2.0")
+    fe.add_argument("--output", metavar="FILE")
+
+    st = cmd("stories", "the stories being tracked")
+    ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ss.add_parser("list", help="every story: id, title, window, enabled")
+    sh = ss.add_parser("show", help="a story's full definition")
+    sh.add_argument("id")
+
+    rules = cmd("rules", "the rule plugins available")
+    rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
+        "list", help="name, version and origin of every rule")
+
+    ev = cmd("eval", "score the stories on a labelled corpus, offline (see LABELS.md format)")
+    ev.add_argument("--corpus", type=Path, required=True, metavar="FILE.jsonl")
+    ev.add_argument("--story", metavar="ID", help="story to score (default: the first enabled one)")
+
+    db = cmd("db", "database schema")
+    ds = db.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ds.add_parser("upgrade", help="create or upgrade the schema to this version of monitor")
+    ds.add_parser("status", help="whether the schema is current")
+
+    cfg = cmd("config", "configuration keys and checks")
+    cs = cfg.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cs.add_parser("keys", help="every configuration key with its default and meaning")
+    cs.add_parser("check", help="load the configuration and the stories, report problems")
+
+    demo = cmd("demo", "an offline tour: serve a small bundled news site, run one pass, print the digest")
+    demo.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
+    demo.add_argument("--keep", metavar="DIR", type=Path, help="keep the demo database and site in DIR")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(find_config(args.config))
+        _setup_logging(settings, args)
+        return _COMMANDS[args.command](settings, args)
+    except MonitorError as e:
+        print(f"monitor: error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("monitor: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# -- argument types -------------------------------------------------------------------------
+
+def parse_time(text: str, *, now: datetime | None = None) -> datetime:
+    """ISO 8601 date or date-time (naive = UTC), or a relative `24h`/`7d`/`90m` meaning that long ago."""
+    now = now or datetime.now(timezone.utc)
+    t = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?\s*(s|m|min|h|d)", t, re.I):
+        return now - timedelta(seconds=parse_duration(t))
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+            return datetime.combine(date.fromisoformat(t), dtime(0), tzinfo=timezone.utc)
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use 2018-05-01, 2018-05-24T14:00:00+00:00, or 24h / 7d") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _time_arg(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# -- shared plumbing ------------------------------------------------------------------------
+
+def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
+    level = getattr(logging, settings.log.level.upper())
+    if args.verbose:
+        level = logging.DEBUG if args.verbose > 1 else min(level, logging.INFO)
+    if args.quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler.executors",
+                  "alembic"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@contextmanager
+def _open_store(settings: Settings, *, create: bool = True) -> Iterator[Any]:
+    from monitor.db.store import Store
+
+    store = Store.open(settings.database_url, create=create)
+    try:
+        if settings.feeds:
+            store.sync_feeds([(f.url, f.title, int(f.interval) if f.interval else None) for f in settings.feeds])
+        yield store
+    finally:
+        store.close()
+
+
+def _stories(settings: Settings) -> list[Any]:
+    from monitor.matching import load_stories
+
+    return load_stories(settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        log.info("wrote %s", output)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon, run_once
+
+    stories = _stories(settings)
+    with _open_store(settings) as store:
+        if args.once:
+            summary = run_once(settings, store, stories)
+            print(summary.line(), file=sys.stderr)
+            return 0
+        return run_daemon(settings, store, stories)
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.report import build_digest, render
+
+    stories = [s for s in _stories(settings) if s.enabled]
+    if args.story:
+        known = {s.id for s in stories}
+        unknown = [s for s in args.story if s not in known]
+        if unknown:
+            raise ConfigError(f"no enabled story {', '.join(map(repr, unknown))}; enabled: {', '.join(sorted(known)) or 'none'}")
+        stories = [s for s in stories if s.id in args.story]
+    if args.since and args.until and args.since >= args.until:
+        raise ConfigError("--since must be earlier than --until")
+    with _open_store(settings) as store:
+        matches = store.matches([s.id for s in stories], args.since, args.until)
+    digest = build_digest([_story_info(s) for s in stories], matches, since=args.since, until=args.until,
+                          generated_at=datetime.now(timezone.utc))
+    color = args.format == "text" and not args.output and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    _write(render(digest, args.format, color=color), args.output)
+    return 0
+
+
+def _story_info(story: Any) -> Any:
+    from monitor.report import StoryInfo
+
+    ref = getattr(story, "reference", None)
+    ref_url = getattr(ref, "url", None) if ref is not None and not isinstance(ref, str) else ref
+    return StoryInfo(id=story.id, title=story.title, reference_url=ref_url,
+                     description=getattr(story, "description", "") or "")
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    with _open_store(settings) as store:
+        out = sys.stdout
+        for a in store.iter_articles():
+            out.write(json.dumps({
+                "url": a.final_url or a.url, "canonical_url": a.url, "feed_url": a.feed_url, "title": a.title,
+                "author": a.author, "outlet": a.outlet, "body": a.body, "summary": a.summary,
+                "published": _iso(a.published), "lang": a.lang, "fetched_at": _iso(a.fetched_at), "source": a.source,
+            }, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.opml import read_opml, write_opml
+
+    with _open_store(settings) as store:
+        if args.action == "list":
+            feeds = store.list_feeds()
+            if not feeds:
+                print("no feeds yet: add one with `monitor feeds add URL` or under [[feeds]] in the config")
+            for f in feeds:
+                state = "enabled" if f.enabled else "DISABLED"
+                print(f"{f.url}\n    {f.title or '(no title yet)'} - {state}, source {f.source}\n"
+                      f"    last fetch {_ago(f.last_fetched_at)}: {f.last_status or 'never fetched'}"
+                      f"{f', {f.error_count} errors in a row' if f.error_count else ''}"
+                      f"{f' - {f.last_error}' if f.last_error else ''}\n"
+                      f"    next due {_ago(f.next_due_at) if f.next_due_at else 'now'}")
+        elif args.action == "add":
+            _check_url(args.url)
+            feed = store.add_feed(args.url, title=args.title, interval_seconds=int(args.interval) if args.interval else None)
+            print(f"added {feed.url}" if feed.source == "cli" else f"{feed.url} is already configured")
+        elif args.action == "remove":
+            print(f"removed {args.url}" if store.remove_feed(args.url) else f"no feed {args.url}")
+            return 0
+        elif args.action in ("enable", "disable"):
+            if not store.set_feed_enabled(args.url, args.action == "enable"):
+                raise ConfigError(f"no feed {args.url} (see `monitor feeds list`)")
+            print(f"{args.action}d {args.url}")
+        elif args.action == "import":
+            try:
+                data = args.file.read_bytes()
+            except OSError as e:
+                raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
+            feeds = read_opml(data, source=str(args.file))
+            added = store.sync_feeds([(u, t, None) for u, t in feeds if re.match(r"^https?://", u)], source="opml")
+            print(f"{added} feeds added, {len(feeds) - added} already known or not http(s)")
+        elif args.action == "export":
+            data = write_opml([(f.url, f.title) for f in store.list_feeds()], title="monitor feeds")
+            if args.output:
+                Path(args.output).write_bytes(data)
+            else:
+                sys.stdout.write(data.decode("utf-8"))
+    return 0
+
+
+def _check_url(url: str) -> None:
+    if not re.match(r"^https?://[^/\s]+", url, re.I):
+        raise ConfigError(f"{url!r} is not an http(s) URL")
+
+
+def _ago(dt: datetime | None) -> str:
+    if dt is None:
+        return "never"
+    delta = datetime.now(timezone.utc) - dt
+    secs = int(abs(delta.total_seconds()))
+    text = f"{secs // 86400}d" if secs >= 86400 else f"{secs // 3600}h" if secs >= 3600 else f"{secs // 60}m" if secs >= 60 else f"{secs}s"
+    return f"{dt:%Y-%m-%d %H:%M} UTC ({text} {'ago' if delta.total_seconds() >= 0 else 'from now'})"
+
+
+def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
+    stories = _stories(settings)
+    if args.action == "list":
+        if not stories:
+            print("no stories configured: add [[stories]] tables to the config (see config.example.toml)")
+        for s in stories:
+            print(f"{s.id}{'' if s.enabled else ' (disabled)'}\n    {s.title}\n    window {_window(s)}")
+        return 0
+    story = next((s for s in stories if s.id == args.id), None)
+    if story is None:
+        raise ConfigError(f"no story {args.id!r}; known: {', '.join(s.id for s in stories) or 'none'}")
+    print(story.describe() if hasattr(story, "describe") else repr(story))
+    return 0
+
+
+def _window(story: Any) -> str:
+    start, end = getattr(story, "start", None), getattr(story, "end", None)
+    if start is None and end is None:
+        return "open-ended"
+    return f"{f'{start:%Y-%m-%d}' if start else 'any time'} to {f'{end:%Y-%m-%d}' if end else 'now'}"
+
+
+def cmd_rules(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.matching import list_rules
+
+    for r in list_rules(plugin_dirs=settings.plugin_dirs):
+        print(f"{r.name:24} {r.version:8} {r.origin}")
+    return 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.matching import evaluate_corpus
+
+    stories = [s for s in _stories(settings) if s.enabled]
+    if not stories:
+        raise ConfigError("no enabled story to evaluate")
+    story_id = args.story or stories[0].id
+    if not args.corpus.exists():
+        raise ConfigError(f"corpus file not found: {args.corpus}")
+    report = evaluate_corpus(args.corpus, stories, story_id)
+    print(report.format())
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.db.engine import make_engine
+    from monitor.db.migrate import schema_status, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        if args.action == "upgrade":
+            before = schema_status(engine)
+            upgrade(engine)
+            print(f"database schema was {before}, now current")
+        else:
+            status = schema_status(engine)
+            print(f"database schema: {status}")
+            return 0 if status == "current" else 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "keys":
+        for key, default, help in describe_keys():
+            print(f"{key}  (default {default})\n    {help}" if default else f"{key}\n    {help}")
+        return 0
+    stories = _stories(settings)
+    print(f"configuration {settings.path or '(defaults, no file)'} is valid: {len(settings.feeds)} feeds, "
+          f"{sum(s.enabled for s in stories)} enabled stories, database {settings.database_url}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import run_demo
+
+    return run_demo(args.format, keep=args.keep)
+
+
+_COMMANDS = {
+    "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
+    "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo,
+}

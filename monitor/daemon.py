@@ -1,0 +1,137 @@
+"""Running the pipeline: one pass, the daemon, and the offline demo.
+
+The scheduler only ticks: which feed is due lives in the database (feeds.next_due_at), so a
+restart, or another daemon on the same PostgreSQL, sees the same schedule.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from monitor.config import Settings
+from monitor.pipeline import PassSummary, Pipeline
+
+log = logging.getLogger("monitor.daemon")
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set `stop`; a second SIGINT gives up at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("%s received: finishing in-flight work and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
+    """One pass over every enabled feed, whatever its schedule."""
+    from monitor.matching import Matcher
+
+    feeds = [f for f in store.list_feeds() if f.enabled]
+    if not feeds:
+        log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
+    log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
+    stop = threading.Event()
+    with _stop_on_signals(stop), Pipeline(settings, store, Matcher(stories), progress=log.info) as pipeline:
+        return pipeline.run_pass(feeds, stop=stop)
+
+
+def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
+    """Check due feeds every `schedule.tick` until SIGINT/SIGTERM; then stop cleanly."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.matching import Matcher
+
+    stop = threading.Event()
+    with _stop_on_signals(stop), Pipeline(settings, store, Matcher(stories), progress=log.info) as pipeline:
+
+        def tick() -> None:
+            if stop.is_set():
+                return
+            due = store.due_feeds(datetime.now(timezone.utc))
+            if not due:
+                return
+            summary = pipeline.run_pass(due, stop=stop)
+            log.info("%s", summary.line())
+
+        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",
+                          next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
+                          misfire_grace_time=None)
+        scheduler.start()
+        log.info("daemon started: %d feeds, %d stories, checking every %gs for due feeds (Ctrl-C stops)",
+                 len(store.list_feeds()), sum(1 for s in stories if s.enabled), float(settings.schedule.tick))
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
+    log.info("daemon stopped cleanly")
+    return 0
+
+
+def run_demo(fmt: str, *, keep: Path | None = None) -> int:
+    """Serve the bundled news site on 127.0.0.1, run one pass into a fresh database, print the digest."""
+    work = keep or Path(tempfile.mkdtemp(prefix="monitor-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo(work, fmt, keep=keep is not None)
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _demo(work: Path, fmt: str, *, keep: bool) -> int:
+    from monitor.config import settings_from_dict
+    from monitor.db.store import Store
+    from monitor.demo.site import build_and_serve
+    from monitor.matching import load_stories
+    from monitor.report import StoryInfo, build_digest, render
+
+    site, feed_urls = build_and_serve(work)
+    try:
+        settings = settings_from_dict({
+            "database": {"url": f"sqlite:///{work / 'demo.db'}"},
+            "fetch": {"allow_private_addresses": True},
+            "feeds": [{"url": u} for u in feed_urls],
+            "stories": [{"id": "trump-kim-summit-2018"}],
+        })
+        stories = load_stories(settings.stories)
+        print(f"demo: serving {len(feed_urls)} feeds of a small news site at {site.base_url}", file=sys.stderr)
+        store = Store.open(settings.database_url, create=True)
+        try:
+            store.sync_feeds([(f.url, None, None) for f in settings.feeds])
+            summary = run_once(settings, store, stories)
+            print(f"demo: {summary.line()}", file=sys.stderr)
+            matches = store.matches([s.id for s in stories], None, None)
+        finally:
+            store.close()
+    finally:
+        site.close()
+    infos = [StoryInfo(id=s.id, title=s.title, reference_url=getattr(getattr(s, "reference", None), "url", None))
+             for s in stories]
+    digest = build_digest(infos, matches, since=None, until=None, generated_at=datetime.now(timezone.utc))
+    sys.stdout.write(render(digest, fmt))
+    print(f"demo: database and site kept in {work}" if keep else "demo: done (its temporary folder is removed)",
+          file=sys.stderr)
+    return 0

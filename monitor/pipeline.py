@@ -1,0 +1,454 @@
+"""One pass of the monitor: feeds in, articles and matches stored.
+
+The phases, each a separate module, pass frozen values (monitor._types):
+
+    fetch feed -> parse feed -> new entries -> fetch page -> extract -> article -> match -> store
+
+Fetching runs in a thread pool (bounded overall and per host by the fetcher), extraction in a
+process pool (it is the dominant CPU cost), and every database write happens on the calling
+thread, one short transaction per article. A feed's validators (ETag, Last-Modified) are stored
+only once all its new entries are safely stored, so a crash or a stop never turns unprocessed
+entries into a 304.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
+from monitor.config import Settings
+from monitor.db.store import Store
+from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.extract import extract_page, html_to_text
+from monitor.feeds import parse_feed
+from monitor.fetch import Fetcher, FetchPolicy
+from monitor.matching import Matcher
+from monitor.schedule import CheckOutcome, next_check
+from monitor.urls import canonicalize
+
+log = logging.getLogger("monitor.pipeline")
+
+_HTML_TYPES = {"text/html", "application/xhtml+xml", "text/plain", ""}
+_FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class PassSummary:
+    """What a pass did; `line()` is the one-line summary printed at the end of `run --once`."""
+
+    feeds: int = 0
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    new_entries: int = 0
+    new_articles: int = 0
+    from_feed_text: int = 0
+    pages_failed: int = 0
+    new_matches: int = 0
+    rule_errors: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+    matches_by_story: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def line(self) -> str:
+        stories = ", ".join(f"{k} {v}" for k, v in sorted(self.matches_by_story.items()))
+        return (f"{'stopped' if self.stopped else 'pass done'} in {self.seconds:.1f}s: feeds {self.feeds_ok} ok, "
+                f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {self.new_articles} new articles"
+                f"{f' ({self.from_feed_text} from feed text)' if self.from_feed_text else ''}, "
+                f"{self.pages_failed} pages failed; {self.new_matches} new matches"
+                f"{f' ({stories})' if stories else ''}"
+                f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}")
+
+
+@dataclass(frozen=True, slots=True)
+class _FeedCheck:
+    """The outcome of fetching and parsing one feed (computed in a worker thread)."""
+
+    feed: FeedState
+    fetched: FetchResult | None = None
+    parsed: ParsedFeed | None = None
+    error: MonitorError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A new entry whose page we will fetch, and everything needed to store it."""
+
+    feed: FeedState
+    feed_title: str
+    entry: FeedEntry
+    url: str                 # canonical
+    link: str                # as given by the feed
+
+
+@dataclass
+class _FeedProgress:
+    """Entries of one feed still being processed; the feed's result is recorded when it reaches 0."""
+
+    check: _FeedCheck
+    pending: int = 0
+    retry_later: bool = False     # some page failed and will be retried: keep the old validators
+
+
+class Pipeline:
+    """The runtime of the monitor: settings, store, fetcher, stories and worker pools."""
+
+    def __init__(self, settings: Settings, store: Store, matcher: Matcher,
+                 *, progress: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.matcher = matcher
+        self._progress = progress
+        f = settings.fetch
+        self.fetcher = Fetcher(
+            FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
+                        connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
+                        total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
+            max_connections=f.concurrency, per_host=f.per_host)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, f.concurrency), thread_name_prefix="fetch")
+        self._extractors: Executor | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._extractors is not None:
+            self._extractors.shutdown(wait=False, cancel_futures=True)
+        self.fetcher.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _extract_pool(self) -> Executor | None:
+        """A process pool for extraction, started on first use; None = extract inline."""
+        workers = self.settings.extract.workers or os.cpu_count() or 1
+        if workers <= 1:
+            return None
+        if self._extractors is None:
+            # forkserver: workers fork from a clean server that has trafilatura imported once,
+            # never from this process with its fetcher threads and open database connections.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["monitor.extract"])
+            self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        return self._extractors
+
+    # -- the pass --------------------------------------------------------------------------
+
+    def run_pass(self, feeds: Sequence[FeedState], *, stop: threading.Event | None = None) -> PassSummary:
+        """Check `feeds`, store every new article and match. Never raises for a bad feed or page."""
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        summary = PassSummary(feeds=len(feeds))
+        errors_before = self.matcher.rule_errors
+        futures: dict[Future[Any], tuple[str, Any]] = {}
+        progress: dict[int, _FeedProgress] = {}
+        in_pass: set[str] = set()                  # canonical URLs being fetched this pass
+        retries = self.store.page_failure_attempts
+        max_attempts = max(1, self.settings.fetch.page_retries)
+        ticker = _Ticker(self._progress, len(feeds))
+
+        for feed in feeds:
+            futures[self._threads.submit(self._check_feed, feed)] = ("feed", feed)
+
+        while futures and not stop.is_set():
+            done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, ctx = futures.pop(fut)
+                try:
+                    if kind == "feed":
+                        ticker.feed_done()
+                        check: _FeedCheck = fut.result()
+                        fp = _FeedProgress(check)
+                        progress[check.feed.id] = fp
+                        for cand in self._new_candidates(check, summary, in_pass, retries, max_attempts):
+                            fp.pending += 1
+                            ticker.page_queued()
+                            futures[self._threads.submit(self._fetch_page, cand.link)] = ("page", cand)
+                        if fp.pending == 0:
+                            self._finish_feed(fp, summary)
+                    elif kind == "page":
+                        self._page_fetched(fut, ctx, futures, summary, progress, max_attempts)
+                    else:  # "extract"
+                        cand, fetched = ctx
+                        try:
+                            page = fut.result()
+                        except Exception as e:  # a dead worker must not stop the pass
+                            log.warning("extraction failed for %s: %s", fetched.final_url, e)
+                            page = ExtractedPage(body="")
+                        self._store_candidate(cand, summary, progress, fetched=fetched, page=page)
+                except Exception:
+                    # A bug in handling one feed or page is logged with its context, never fatal.
+                    log.exception("unexpected error while handling %s %s", kind, _describe(ctx))
+                    if kind != "feed":
+                        self._release(ctx[0] if kind == "extract" else ctx, summary, progress, retry=True)
+            ticker.maybe_report(summary)
+
+        if stop.is_set() and futures:
+            summary.stopped = True
+            for fut in futures:
+                fut.cancel()
+            log.info("stop requested: %d unfinished tasks abandoned; they run again next time", len(futures))
+        summary.rule_errors = self.matcher.rule_errors - errors_before
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    # -- feeds -----------------------------------------------------------------------------
+
+    def _check_feed(self, feed: FeedState) -> _FeedCheck:
+        """Fetch and parse one feed (worker thread). Failures are returned, not raised."""
+        try:
+            fetched = self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
+                                         accept=_FEED_ACCEPT)
+        except FetchError as e:
+            return _FeedCheck(feed, error=e)
+        if fetched.not_modified:
+            return _FeedCheck(feed, fetched=fetched)
+        try:
+            parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers)
+        except ParseError as e:
+            return _FeedCheck(feed, fetched=fetched, error=e)
+        return _FeedCheck(feed, fetched=fetched, parsed=parsed)
+
+    def _new_candidates(self, check: _FeedCheck, summary: PassSummary, in_pass: set[str],
+                        retries: Callable[[Sequence[str]], dict[str, int]], max_attempts: int) -> list[_Candidate]:
+        """The entries of a fetched feed that need their page fetched; records the rest."""
+        feed, parsed = check.feed, check.parsed
+        if parsed is None or check.error is not None:
+            return []
+        if parsed.is_html:
+            return []
+        now = utcnow()
+        keys = [e.key for e in parsed.entries]
+        unseen = self.store.unseen_entry_keys(feed.id, keys)
+        entries = [e for e in parsed.entries if e.key in unseen]
+        # a feed that lists the same entry twice is one entry
+        entries = list({e.key: e for e in reversed(entries)}.values())[::-1]
+        summary.new_entries += len(entries)
+        by_url = {e.key: canonicalize(e.link) for e in entries if e.link}
+        known = self.store.known_article_urls(set(by_url.values()))
+        attempts = retries(list(set(by_url.values()) - known))
+        settled: list[tuple[str, str | None]] = []
+        cands: list[_Candidate] = []
+        title = feed.title or parsed.title or urlsplit(feed.url).hostname or feed.url
+        for e in entries:
+            url = by_url.get(e.key)
+            if url is None:
+                log.info("%s: entry %r has no usable link; recorded, not stored", feed.url, e.title or e.key)
+                settled.append((e.key, None))
+            elif url in known or url in in_pass:
+                settled.append((e.key, url))     # the same article, seen through another feed
+            elif attempts.get(url, 0) >= max_attempts:
+                settled.append((e.key, url))     # given up on earlier passes
+            else:
+                in_pass.add(url)
+                cands.append(_Candidate(feed, title, e, url, e.link or url))
+        if settled:
+            self.store.record_entries(feed.id, settled, now)
+        return cands
+
+    def _finish_feed(self, fp: _FeedProgress, summary: PassSummary) -> None:
+        """Record the outcome of a feed check and schedule the next one."""
+        check, feed, now = fp.check, fp.check.feed, utcnow()
+        error, fetched, parsed = check.error, check.fetched, check.parsed
+        status_code = fetched.status if fetched else (error.status if isinstance(error, HTTPStatusError) else None)
+        if error is None and parsed is not None and parsed.is_html:
+            hint = f" - it names these feeds: {', '.join(parsed.alternates[:3])}" if parsed.alternates else ""
+            error = ParseError(feed.url, f"this is an HTML page, not a feed{hint}")
+        ok = error is None
+        outcome = CheckOutcome(ok=ok, status=status_code,
+                               retry_after=error.retry_after if isinstance(error, HTTPStatusError) else None,
+                               ttl_seconds=parsed.ttl_seconds if parsed else None,
+                               gone=status_code == 410)
+        nxt = next_check(outcome, error_count=feed.error_count, interval=feed.interval_seconds,
+                         settings=self.settings.schedule, now=now)
+        if ok:
+            status = "not-modified" if fetched is not None and fetched.not_modified else "ok"
+            summary.feeds_not_modified += status == "not-modified"
+            summary.feeds_ok += status == "ok"
+            keep_validators = fp.retry_later or status == "not-modified"
+            self.store.record_feed_result(
+                feed.id, fetched_at=now, status=status, error=None, error_count=0, next_due_at=nxt.due_at,
+                etag=None if keep_validators else (fetched.etag if fetched else None),
+                last_modified=None if keep_validators else (fetched.last_modified if fetched else None),
+                title=parsed.title if parsed and parsed.title and not feed.title else None,
+                new_url=fetched.permanent_redirect if fetched else None)
+            if parsed is not None and parsed.problem:
+                log.info("%s: feed is malformed but readable (%s)", feed.url, parsed.problem)
+        else:
+            summary.feeds_failed += 1
+            status = "blocked" if type(error).__name__ == "BlockedAddressError" else "error"
+            log.warning("feed failed: %s", error)
+            self.store.record_feed_result(feed.id, fetched_at=now, status=status, error=str(error),
+                                          error_count=nxt.error_count, next_due_at=nxt.due_at)
+            if not nxt.enabled:
+                self.store.set_feed_enabled(feed.url, False)
+                log.warning("%s: disabled after %d failures (re-enable with `monitor feeds enable`)",
+                            feed.url, nxt.error_count)
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def _fetch_page(self, url: str) -> FetchResult:
+        return self.fetcher.fetch(url, accept=_PAGE_ACCEPT, max_bytes=self.settings.fetch.max_page_bytes)
+
+    def _page_fetched(self, fut: Future[Any], cand: _Candidate, futures: dict[Future[Any], tuple[str, Any]],
+                      summary: PassSummary, progress: dict[int, _FeedProgress], max_attempts: int) -> None:
+        try:
+            fetched: FetchResult = fut.result()
+        except FetchError as e:
+            self._page_failed(cand, str(e), summary, progress, max_attempts, permanent=False)
+            return
+        if fetched.content_type not in _HTML_TYPES:
+            self._page_failed(cand, f"not an HTML page ({fetched.content_type})", summary, progress,
+                              max_attempts, permanent=True)
+            return
+        kwargs = {"url": fetched.final_url, "encoding": _charset(fetched), "max_bytes": self.settings.fetch.max_page_bytes}
+        pool = self._extract_pool()
+        if pool is None:
+            page = extract_page(fetched.body, **kwargs)
+            self._store_candidate(cand, summary, progress, fetched=fetched, page=page)
+        else:
+            futures[pool.submit(extract_page, fetched.body, **kwargs)] = ("extract", (cand, fetched))
+
+    def _page_failed(self, cand: _Candidate, reason: str, summary: PassSummary,
+                     progress: dict[int, _FeedProgress], max_attempts: int, *, permanent: bool) -> None:
+        """A page could not be had: fall back to the feed's own text, retry later, or give up."""
+        summary.pages_failed += 1
+        log.info("page failed: %s: %s", cand.link, reason)
+        if cand.entry.content_html and html_to_text(cand.entry.content_html).strip():
+            self._store_candidate(cand, summary, progress, fetched=None, page=None)
+            return
+        attempts = self.store.record_page_failure(cand.url, cand.feed.url, reason, utcnow())
+        if permanent or attempts >= max_attempts:
+            # Given up: keep what the feed said, so the entry is not lost.
+            self._store_candidate(cand, summary, progress, fetched=None, page=None, gave_up=True)
+        else:
+            self._release(cand, summary, progress, retry=True)
+
+    def _store_candidate(self, cand: _Candidate, summary: PassSummary, progress: dict[int, _FeedProgress], *,
+                         fetched: FetchResult | None, page: ExtractedPage | None, gave_up: bool = False) -> None:
+        """Build the article, match it against every story and store both in one transaction."""
+        now = utcnow()
+        article = build_article(cand.entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
+                                fetched=fetched, page=page, now=now)
+        if article is None:
+            log.info("%s: nothing to store (no text in page or feed)", cand.link)
+            self._release(cand, summary, progress, retry=not gave_up)
+            return
+        results = self._match(article)
+        _, created, added = self.store.store_article(article, results, [(cand.feed.id, cand.entry.key, cand.url)], now)
+        if created:
+            summary.new_articles += 1
+            summary.from_feed_text += article.source != "page"
+            summary.new_matches += added
+            for r in results:
+                if r.matched:
+                    summary.matches_by_story[r.story_id] += 1
+        if fetched is not None:
+            self.store.clear_page_failure(cand.url)
+        self._release(cand, summary, progress, retry=False)
+
+    def _match(self, article: Article) -> list[MatchResult]:
+        try:
+            return self.matcher.match(article)
+        except Exception:
+            log.exception("matching failed for %s; stored without matches", article.url)
+            return []
+
+    def _release(self, cand: _Candidate, summary: PassSummary, progress: dict[int, _FeedProgress], *,
+                 retry: bool) -> None:
+        fp = progress.get(cand.feed.id)
+        if fp is None:
+            return
+        fp.retry_later |= retry
+        fp.pending -= 1
+        if fp.pending == 0:
+            self._finish_feed(fp, summary)
+
+
+def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str, fetched: FetchResult | None,
+                  page: ExtractedPage | None, now: datetime) -> Article | None:
+    """Merge what the feed and the page say: the page's text, the feed's metadata first."""
+    body, source = "", "page"
+    if page is not None and page.body.strip():
+        body = page.body
+    elif entry.content_html:
+        body, source = html_to_text(entry.content_html), "feed-content"
+    if not body.strip():
+        body, source = entry.summary, "summary"
+    title = entry.title or (page.title if page else None) or ""
+    if not (body.strip() or title.strip()):
+        return None
+    host = urlsplit(fetched.final_url if fetched else url).hostname or ""
+    return Article(
+        url=url,
+        final_url=fetched.final_url if fetched else (entry.link or url),
+        feed_url=feed_url,
+        title=title.strip(),
+        body=body.strip(),
+        fetched_at=now,
+        published=entry.published or (page.published if page else None),
+        author=entry.author or (page.author if page else None) or None,
+        outlet=(page.site_name if page else None) or feed_title or host or None,
+        lang=page.lang if page else None,
+        summary=entry.summary,
+        source=source,
+        entry_key=entry.key,
+    )
+
+
+def _charset(fetched: FetchResult) -> str | None:
+    """The charset of the Content-Type header, if the server named one."""
+    for param in fetched.headers.get("content-type", "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"\'')
+    return None
+
+
+def _describe(ctx: Any) -> str:
+    if isinstance(ctx, FeedState):
+        return ctx.url
+    if isinstance(ctx, _Candidate):
+        return ctx.link
+    if isinstance(ctx, tuple) and ctx and isinstance(ctx[0], _Candidate):
+        return ctx[0].link
+    return repr(ctx)
+
+
+class _Ticker:
+    """Progress lines for long passes: at most one every few seconds."""
+
+    def __init__(self, sink: Callable[[str], None] | None, feeds: int, every: float = 3.0) -> None:
+        self.sink, self.feeds, self.every = sink, feeds, every
+        self.feeds_done = self.pages = 0
+        self.last = time.monotonic()
+
+    def feed_done(self) -> None:
+        self.feeds_done += 1
+
+    def page_queued(self) -> None:
+        self.pages += 1
+
+    def maybe_report(self, summary: PassSummary) -> None:
+        if self.sink is None or time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        self.sink(f"feeds {self.feeds_done}/{self.feeds}, pages {summary.new_articles + summary.pages_failed}"
+                  f"/{self.pages}, {summary.new_articles} new articles, {summary.new_matches} new matches")
