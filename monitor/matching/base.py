@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 from monitor._types import Article
+from monitor.matching.profile import Background
 from monitor.matching.text import Alias, find_phrase, split_paragraphs, tokenize
 
 __all__ = ["Name", "Facet", "RuleSpec", "Reference", "Story", "RuleResult", "Rule", "RuleFactory",
@@ -83,6 +84,8 @@ class Story:
     terms: Mapping[str, float] = field(default_factory=dict)
     rules: tuple[RuleSpec, ...] = ()
     origin: str = "config"
+    # Names learned from confident matches (monitor.matching.evolve): never facets, small weight.
+    learned: tuple[str, ...] = ()
 
     def name(self, label: str) -> Name | None:
         """The Name or place whose `name` is `label`, if the story has one."""
@@ -129,13 +132,16 @@ class Document:
     positional index, so rules can ask "does this alias occur in paragraph 3?" cheaply.
     """
 
-    __slots__ = ("url", "title", "summary", "paragraphs", "published", "lang",
+    __slots__ = ("url", "title", "summary", "paragraphs", "published", "lang", "background",
                  "title_tokens", "summary_tokens", "paragraph_tokens", "vocabulary",
-                 "_index", "_cache")
+                 "_index", "_token_parts", "_alias_parts", "_cache")
 
     def __init__(self, *, url: str = "", title: str = "", body: str = "", summary: str = "",
-                 published: datetime | None = None, lang: str | None = None) -> None:
+                 published: datetime | None = None, lang: str | None = None,
+                 background: Background | None = None) -> None:
         self.url = url
+        # Document frequencies for tf-idf (the reference rule); None = the shipped prior.
+        self.background = background
         self.title = title
         self.summary = summary
         self.paragraphs: tuple[str, ...] = tuple(split_paragraphs(body))
@@ -145,15 +151,17 @@ class Document:
         self.summary_tokens = tuple(tokenize(summary))
         self.paragraph_tokens = tuple(tuple(tokenize(p)) for p in self.paragraphs)
         self._index: dict[int, dict[str, list[int]]] = {}
+        self._token_parts: dict[str, list[int]] | None = None
+        self._alias_parts: dict[tuple[tuple[str, ...], bool], tuple[int, ...]] = {}
         self.vocabulary: frozenset[str] = frozenset(self.title_tokens).union(
             self.summary_tokens, *self.paragraph_tokens)
         # Rules of many stories ask the same questions; answers are kept per document.
         self._cache: dict[Any, Any] = {}
 
     @classmethod
-    def from_article(cls, article: Article) -> Document:
+    def from_article(cls, article: Article, background: Background | None = None) -> Document:
         return cls(url=article.url, title=article.title, body=article.body, summary=article.summary,
-                   published=article.published, lang=article.lang)
+                   published=article.published, lang=article.lang, background=background)
 
     @property
     def body(self) -> str:
@@ -189,4 +197,28 @@ class Document:
         return len(alias.tokens) == 1 or find_phrase(self.parts()[part], alias, starts)
 
     def has_anywhere(self, alias: Alias) -> bool:
-        return any(self.has(alias, part) for part in range(len(self.parts())))
+        return bool(self.parts_with(alias))
+
+    def parts_with(self, alias: Alias) -> tuple[int, ...]:
+        """The parts `alias` occurs in, ascending. Cached: many stories share aliases ("talks")."""
+        if alias.first not in self.vocabulary and not alias.prefix:
+            return ()   # most aliases of most stories: answered without building anything
+        key = (alias.tokens, alias.prefix)
+        found = self._alias_parts.get(key)
+        if found is not None:
+            return found
+        if self._token_parts is None:
+            self._token_parts = {}
+            for part, tokens in enumerate(self.parts()):
+                for token in dict.fromkeys(tokens):
+                    self._token_parts.setdefault(token, []).append(part)
+        if alias.prefix and len(alias.tokens) == 1:
+            head = alias.tokens[0]
+            found = tuple(sorted({p for token, parts in self._token_parts.items() if token.startswith(head)
+                                  for p in parts}))
+        elif len(alias.tokens) == 1:
+            found = tuple(self._token_parts.get(alias.first, ()))
+        else:
+            found = tuple(p for p in self._token_parts.get(alias.first, ()) if self.has(alias, p))
+        self._alias_parts[key] = found
+        return found

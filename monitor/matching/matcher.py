@@ -2,7 +2,11 @@
 
 A cheap prefilter comes first, in the manner of Lucene's Monitor: every story with facets is
 indexed by the tokens its facets need, and only stories whose every facet has at least one
-token in the article are evaluated. With a thousand stories, most are never looked at.
+token in the article are evaluated. With a thousand stories, most are never looked at, and
+the facet rules of those that are share one per-document table of where each alias occurs.
+
+Names a story learned from confident matches (monitor.matching.evolve) add a small, capped
+amount to the logit; they are not facets, so they never make an article a candidate.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from typing import Any, Sequence
 
 from monitor._types import Article, MatchResult
 from monitor.matching.base import Document, Rule, RuleResult, Story
+from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
 from monitor.matching.loader import Registry, discover
+from monitor.matching.profile import Background
 from monitor.matching.rules import FacetIndex
 
 __all__ = ["Matcher"]
@@ -31,10 +37,15 @@ class _CompiledStory:
 
 
 class Matcher:
-    """Matches articles against the enabled stories. `rule_errors` counts rules that raised."""
+    """Matches articles against the enabled stories. `rule_errors` counts rules that raised.
 
-    def __init__(self, stories: Sequence[Story]) -> None:
+    `background` gives the document frequencies of the reference rule's tf-idf (see
+    monitor.db.story_state.stored_background); None keeps the shipped prior.
+    """
+
+    def __init__(self, stories: Sequence[Story], *, background: Background | None = None) -> None:
         registry: Registry | None = None
+        self.background = background
         self.rule_errors = 0
         self._stories: list[_CompiledStory] = []
         self._unfiltered: list[int] = []
@@ -84,10 +95,22 @@ class Matcher:
 
     def match(self, article: Article) -> list[MatchResult]:
         """One result per story evaluated; stories the prefilter rules out are skipped."""
-        doc = Document.from_article(article)
+        doc = Document.from_article(article, self.background)
         return [self._evaluate(self._stories[i], doc) for i in self.candidates(doc)]
 
-    def _evaluate(self, compiled: _CompiledStory, doc: Document) -> MatchResult:
+    def explain(self, article: Article, story_id: str) -> tuple[MatchResult, dict[str, RuleResult], bool]:
+        """One story's verdict on `article`, with each rule's own result, even when the prefilter
+        would skip the story (third value False then): what `monitor stories test` prints."""
+        index = next((i for i, s in enumerate(self._stories) if s.story.id == story_id), None)
+        if index is None:
+            raise KeyError(story_id)
+        doc = Document.from_article(article, self.background)
+        results: dict[str, RuleResult] = {}
+        verdict = self._evaluate(self._stories[index], doc, results)
+        return verdict, results, index in self.candidates(doc)
+
+    def _evaluate(self, compiled: _CompiledStory, doc: Document,
+                  keep: dict[str, RuleResult] | None = None) -> MatchResult:
         story = compiled.story
         logit = story.bias
         vetoed = False
@@ -98,12 +121,22 @@ class Matcher:
         for rule, weight, required in compiled.rules:
             versions[rule.name] = rule.version
             result = self._run(rule, story, doc)
+            if keep is not None:
+                keep[rule.name] = result
             details[rule.name] = {"score": round(result.score, 4), **result.details}
             logit += weight * result.score
             if required and result.score == 0.0:
                 vetoed = True
             evidence.extend(result.evidence)
             passage = passage or result.passage
+        if story.learned:
+            share, found = learned_contribution(story, doc)
+            contribution = LEARNED_WEIGHT * share
+            logit += contribution
+            details["learned"] = {"score": share, "names": list(found), "contribution": contribution}
+            versions["learned"] = "1"
+            if found:
+                evidence.append(f"names learned from earlier coverage: {', '.join(found)}")
         score = 0.0 if vetoed else 1.0 / (1.0 + math.exp(-logit))
         details["logit"] = round(logit, 4)
         return MatchResult(story_id=story.id, matched=score >= story.threshold, score=round(score, 4),

@@ -21,8 +21,8 @@ from typing import Iterable, Mapping, Sequence
 
 from monitor.matching.text import fold, split_paragraphs, tokenize
 
-__all__ = ["Profile", "Background", "background", "build_background", "derive_profile", "similarity", "story_table", "to_toml",
-           "tfidf_vector"]
+__all__ = ["Profile", "Background", "background", "build_background", "derive_profile", "proper_names", "similarity",
+           "story_table", "to_toml", "tfidf_vector"]
 
 _BACKGROUND_FILE = Path(__file__).with_name("background_df.json")
 # Words that carry no topic in any news text, beyond what the background prior already damps.
@@ -59,6 +59,13 @@ class Background:
 
     def idf(self, token: str) -> float:
         return math.log((self.documents + 1) / (self.df.get(token, 0) + 1)) + 1.0
+
+    def blend(self, other: Background) -> Background:
+        """Both collections pooled: the shipped prior steadies what a few hundred stored articles say."""
+        df = dict(self.df)
+        for token, count in other.df.items():
+            df[token] = df.get(token, 0) + count
+        return Background(documents=self.documents + other.documents, df=df)
 
 
 @lru_cache(maxsize=1)
@@ -121,21 +128,9 @@ def derive_profile(text: str, *, title: str = "", max_terms: int = 60, max_names
     names: Counter[str] = Counter()
     places: Counter[str] = Counter()
     for paragraph in [title, *split_paragraphs(text)]:
-        for match in _PROPER.finditer(paragraph):
-            # A capitalised run may cross a sentence end ("North Korea. We"): keep its first part.
-            name = re.split(r"(?<=[a-z]{2})\. ", match.group())[0]
-            name = re.sub(r"['’]s?$", "", name.strip(" .'’-"))
-            words = [w for w in name.split() if fold(w) not in _CALENDAR_WORDS]
-            # Drop the capital that only opens a sentence ("The", "But").
-            while words and fold(words[0]) in _SENTENCE_OPENERS:
-                words = words[1:]
-            if len(words) != len(name.split()) and len(words) < 2:
-                continue
-            if not words or len(" ".join(words)) < 3:
-                continue
-            name = " ".join(words)
+        for name, start in _proper_names(paragraph):
             names[name] += 1
-            if _PLACE_CUE.search(paragraph[:match.start()]):
+            if _PLACE_CUE.search(paragraph[:start]):
                 places[name] += 1
     years = sorted({int(y) for y in _YEAR.findall(text)})
     year = year or (years[-1] if years else None)
@@ -151,6 +146,27 @@ def derive_profile(text: str, *, title: str = "", max_terms: int = 60, max_names
     ranked_places = [p for p, _ in places.most_common(max_names)]
     return Profile(terms=terms, names=tuple(ranked_names), places=tuple(ranked_places),
                    dates=tuple(sorted(dates)), years=tuple(years))
+
+
+def proper_names(text: str) -> list[str]:
+    """The capitalised names of a text, in order, repeats included ("Kim Jong Un", "Capella Hotel")."""
+    return [name for paragraph in split_paragraphs(text) for name, _ in _proper_names(paragraph)]
+
+
+def _proper_names(paragraph: str) -> Iterable[tuple[str, int]]:
+    for match in _PROPER.finditer(paragraph):
+        # A capitalised run may cross a sentence end ("North Korea. We"): keep its first part.
+        name = re.split(r"(?<=[a-z]{2})\. ", match.group())[0]
+        name = re.sub(r"['’]s?$", "", name.strip(" .'’-"))
+        words = [w for w in name.split() if fold(w) not in _CALENDAR_WORDS]
+        # Drop the capital that only opens a sentence ("The", "But").
+        while words and fold(words[0]) in _SENTENCE_OPENERS:
+            words = words[1:]
+        if len(words) != len(name.split()) and len(words) < 2:
+            continue
+        if not words or len(" ".join(words)) < 3:
+            continue
+        yield " ".join(words), match.start()
 
 
 def story_table(profile: Profile, *, story_id: str, title: str, reference_url: str | None = None,

@@ -66,29 +66,36 @@ class FacetIndex:
         return {label: [a for _, strong, weak in entries for a in (*strong, *weak)]
                 for label, entries in self.entries.items()}
 
-    def _weak_allowed(self, doc: Document, display: str, strong: tuple[Alias, ...]) -> bool:
-        key = ("weak", self.story_id, display)
-        allowed = doc.cache.get(key)
-        if allowed is None:
-            allowed = doc.cache[key] = any(doc.has_anywhere(a) for a in strong)
-        return allowed
+    def _where(self, doc: Document) -> dict[str, dict[int, str]]:
+        """Facet label -> {part: the first entry engaging the label in that part}, once per document.
+
+        Built from the parts each alias occurs in, so its cost is one lookup per alias rather
+        than one per alias and paragraph: a thousand stories stay cheap.
+        """
+        key = ("facet-parts", self.story_id)
+        table = doc.cache.get(key)
+        if table is not None:
+            return table
+        table = {}
+        for label, entries in self.entries.items():
+            where: dict[int, str] = {}
+            for display, strong, weak in entries:
+                parts = {p for alias in strong for p in doc.parts_with(alias)}
+                if weak and parts:   # a bare "Kim" counts only beside a full name somewhere
+                    parts.update(p for alias in weak for p in doc.parts_with(alias))
+                for part in parts:
+                    where.setdefault(part, display)
+            table[label] = where
+        doc.cache[key] = table
+        return table
 
     def engaged(self, doc: Document, part: int) -> dict[str, str]:
         """Facet label -> the entry that engaged it in this part (title 0, summary 1, paragraphs 2..)."""
-        key = ("facets", self.story_id, part)
-        found = doc.cache.get(key)
-        if found is not None:
-            return found
-        found = {}
-        for label, entries in self.entries.items():
-            for display, strong, weak in entries:
-                if any(doc.has(a, part) for a in strong) or (
-                        weak and any(doc.has(a, part) for a in weak)
-                        and self._weak_allowed(doc, display, strong)):
-                    found[label] = display
-                    break
-        doc.cache[key] = found
-        return found
+        return {label: where[part] for label, where in self._where(doc).items() if part in where}
+
+    def count(self, doc: Document, part: int) -> int:
+        """How many facets the part engages."""
+        return sum(part in where for where in self._where(doc).values())
 
 
 class WindowRule:
@@ -193,7 +200,7 @@ class CoverageRule:
         full = partial = 0
         best: tuple[int, int] = (0, -1)
         for i in range(total):
-            count = len(self.facets.engaged(doc, i + 2))
+            count = self.facets.count(doc, i + 2)
             if count >= self.min_facets:
                 full += 1
             elif count == self.min_facets - 1 and count > 0:
@@ -229,7 +236,7 @@ class ReferenceRule:
         if vector is None:
             tokens = [*doc.title_tokens, *doc.title_tokens, *doc.summary_tokens,
                       *(t for part in doc.paragraph_tokens for t in part)]
-            vector = doc.cache["tfidf"] = tfidf_vector(tokens)
+            vector = doc.cache["tfidf"] = tfidf_vector(tokens, doc.background)
         value = similarity(vector, self.terms)
         return RuleResult(min(1.0, value / self.full_at), (f"reference similarity {value:.2f}",),
                           {"similarity": round(value, 4)})

@@ -1,0 +1,226 @@
+"""Writing and inspecting stories from the command line: `monitor stories add / show / test`.
+
+`read_article(source)` turns a URL (fetched under the configured SSRF guard and caps) or a
+file (plain text or HTML) into an Article; `new_story` derives a story table from it;
+`write_story` saves it as a plugin; `describe` and `explain` render a story and a decision.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from monitor._types import Article, MatchResult
+from monitor.exceptions import ConfigError, FetchError, MonitorError, QueryError
+from monitor.matching.base import RuleResult, Story
+from monitor.matching.loader import parse_story
+from monitor.matching.profile import Profile, derive_profile, story_table, to_toml
+
+__all__ = ["ReadArticle", "read_article", "check_story_id", "new_story", "write_story", "describe", "explain"]
+
+_STORY_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.8, */*;q=0.5"
+_TITLE_MAX = 200   # a first line longer than this is body text, not a title
+
+
+@dataclass(frozen=True, slots=True)
+class ReadArticle:
+    article: Article
+    source: str            # the URL or the file's absolute path
+    is_url: bool
+
+
+def check_story_id(story_id: str) -> str:
+    if not _STORY_ID.fullmatch(story_id):
+        raise ConfigError(f"story ID {story_id!r} must be lower-case letters, digits, '-', '_' or '.', "
+                          "starting with a letter or digit (it names the plugin file)")
+    return story_id
+
+
+def read_article(source: str, fetch_settings: Any, *, title: str | None = None) -> ReadArticle:
+    """The article at an http(s) URL or in a file; MonitorError says what went wrong and where."""
+    if re.match(r"^[a-z][a-z0-9+.-]*://", source, re.I):
+        if not re.match(r"^https?://[^/\s]+", source, re.I):
+            raise ConfigError(f"{source!r} is not an http(s) URL")
+        return _read_url(source, fetch_settings, title)
+    path = Path(source).expanduser()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"reference {source!r} is neither an http(s) URL nor an existing file") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {source}: {e.strerror or e}") from e
+    resolved = str(path.resolve())
+    if path.suffix.lower() in (".html", ".htm", ".xhtml") or data.lstrip()[:1] == b"<":
+        return ReadArticle(_from_html(data, path.resolve().as_uri(), None, title, source), resolved, False)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    first, _, rest = text.strip().partition("\n")
+    # The first line is the title when it is short and followed by more text.
+    if title is None and rest.strip() and len(first.strip()) <= _TITLE_MAX:
+        title, text = first.strip(), rest
+    if not text.strip():
+        raise ConfigError(f"{source}: the file holds no article text")
+    uri = path.resolve().as_uri()
+    return ReadArticle(Article(url=uri, final_url=uri, feed_url="", title=title or path.stem, body=text.strip(),
+                               fetched_at=datetime.now(UTC)), resolved, False)
+
+
+def _read_url(url: str, fetch_settings: Any, title: str | None) -> ReadArticle:
+    from monitor.fetch import Fetcher, FetchPolicy
+
+    f = fetch_settings
+    policy = FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
+                         connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
+                         total_timeout=f.total_timeout, max_bytes=f.max_page_bytes, max_redirects=f.max_redirects)
+    try:
+        with Fetcher(policy, max_connections=1, per_host=1) as fetcher:
+            fetched = fetcher.fetch(url, accept=_PAGE_ACCEPT)
+    except FetchError as e:
+        raise MonitorError(f"cannot fetch the reference: {e}") from e
+    charset = next((p.split("=", 1)[1].strip().strip('"') for p in fetched.headers.get("content-type", "").split(";")[1:]
+                    if p.strip().lower().startswith("charset=")), None)
+    if fetched.content_type == "text/plain":
+        body = fetched.body.decode(charset or "utf-8", errors="replace").strip()
+        if not body:
+            raise MonitorError(f"{url}: the page is empty")
+        return ReadArticle(Article(url=url, final_url=fetched.final_url, feed_url="", title=title or url, body=body,
+                                   fetched_at=datetime.now(UTC)), url, True)
+    if fetched.content_type not in _HTML_TYPES and fetched.content_type:
+        raise MonitorError(f"{url}: not an HTML page ({fetched.content_type})")
+    return ReadArticle(_from_html(fetched.body, fetched.final_url, charset, title, url), url, True)
+
+
+def _from_html(data: bytes, url: str, charset: str | None, title: str | None, source: str) -> Article:
+    from monitor.extract import extract_page
+
+    page = extract_page(data, url=url, encoding=charset)
+    if not page.body.strip():
+        raise MonitorError(f"{source}: no article text found in the page")
+    return Article(url=url, final_url=url, feed_url="", title=title or page.title or "", body=page.body,
+                   summary=page.description or "", fetched_at=datetime.now(UTC), published=page.published,
+                   lang=page.lang, author=page.author, outlet=page.site_name)
+
+
+def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, query: str | None = None,
+              start: datetime | None = None, end: datetime | None = None) -> tuple[dict[str, Any], Profile]:
+    """A starting story table derived from the article, validated; and the profile it came from."""
+    article = read.article
+    published = article.published.date() if article.published else None
+    profile = derive_profile(article.body, title=article.title, year=published.year if published else None)
+    if not profile.terms:
+        raise MonitorError(f"{read.source}: too little text to derive a profile from")
+    table = story_table(profile, story_id=story_id, title=title or article.title or story_id,
+                        reference_url=read.source if read.is_url else None, published=published)
+    if not read.is_url:
+        table["reference"] = {"path": read.source, **({"title": article.title} if article.title else {})}
+    if not table["facets"]["who"]:  # type: ignore[index]
+        del table["facets"]["who"]  # type: ignore[index,attr-defined]
+    if start is not None or end is not None:
+        table.pop("start", None), table.pop("end", None)
+        if start is not None:
+            table["start"] = start.isoformat()
+        if end is not None:
+            table["end"] = end.isoformat()
+        if not any(r["name"] == "window" for r in table["rules"]):  # type: ignore[union-attr,index]
+            table["rules"] = [{"name": "window", "required": True, "weight": 0.0}, *table["rules"]]  # type: ignore[misc]
+    if query:
+        from monitor.matching.query import parse
+
+        try:
+            parse(query)
+        except QueryError as e:
+            raise ConfigError(f"--query: {e}") from e
+        # Required: the story's own words must hold; its weight lifts the articles they describe.
+        table["rules"] = [*table["rules"], {"name": "query", "required": True, "weight": 1.0,  # type: ignore[misc]
+                                            "params": {"query": query}}]
+    parse_story(table, origin="stories add")
+    return table, profile
+
+
+def write_story(table: Mapping[str, Any], folder: Path, *, force: bool = False, source: str = "") -> Path:
+    """Write `<folder>/<id>.toml`; refuse to replace an existing file unless `force`."""
+    path = folder / f"{table['id']}.toml"
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists (use --force to replace it)")
+    header = (f"# Derived by `monitor stories add` from {source or 'a reference article'} on "
+              f"{date.today().isoformat()}.\n# A starting point: curate the facets, names and window by hand.\n\n")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + to_toml(table), encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+def describe(story: Story) -> str:
+    """The full definition of a story, for a person."""
+    lines = [f"{story.id}: {story.title}", f"  origin      {story.origin}",
+             f"  enabled     {'yes' if story.enabled else 'no'}", f"  window      {_window(story)}",
+             f"  threshold   {story.threshold:.2f}   (score = sigmoid({story.bias:g} + sum of weight x rule score))"]
+    if story.reference is not None:
+        ref = story.reference
+        lines.append("  reference   " + "; ".join(x for x in (ref.url, f"title {ref.title!r}" if ref.title else None,
+                                                             f"text from {ref.path}" if ref.path else None) if x))
+    if story.description:
+        lines.append(f"  about       {' '.join(story.description.split())}")
+    lines.append("  rules:")
+    for spec in story.rules:
+        version = getattr(spec.factory, "version", "?")
+        params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+        lines.append(f"    {spec.name:10} v{version:4} weight {spec.weight:<5g}{'  required' if spec.required else ''}"
+                     f"{f'  ({params})' if params else ''}")
+    if story.facets:
+        lines.append("  facets (a passage is on the story when it engages each):")
+        lines += [f"    {f.label}: {', '.join(f.entries)}" for f in story.facets]
+    for heading, names in (("names", story.names), ("places", story.places)):
+        if names:
+            lines.append(f"  {heading}:")
+            for n in names:
+                extra = "; ".join(x for x in (f"aliases {', '.join(n.aliases)}" if n.aliases else "",
+                                              f"weak {', '.join(n.weak)}" if n.weak else "") if x)
+                lines.append(f"    {n.name}{f'  ({extra})' if extra else ''}")
+    if story.learned:
+        lines.append(f"  learned names (from confident matches): {', '.join(story.learned)}")
+    if story.terms:
+        top = sorted(story.terms.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(f"  top terms ({len(top)} in all): " + ", ".join(f"{t} {w:.2f}" for t, w in top[:20]))
+    return "\n".join(lines)
+
+
+def explain(story: Story, result: MatchResult, rules: Mapping[str, RuleResult], candidate: bool) -> str:
+    """A decision rule by rule: score, weight, contribution to the logit, evidence; then the verdict."""
+    lines = [f"story {story.id}: {story.title}"]
+    if not candidate:
+        lines.append("  prefilter: the article lacks a word of some facet, so the daemon would not even "
+                     "score it (scored here anyway)")
+    lines.append(f"  {'rule':10} {'score':>6} {'weight':>7} {'adds':>7}")
+    lines.append(f"  {'bias':10} {'':>6} {'':>7} {story.bias:>+7.2f}")
+    for spec in story.rules:
+        r = rules.get(spec.name)
+        if r is None:
+            continue
+        flag = "  REQUIRED, scored 0: vetoes the match" if spec.required and r.score == 0.0 else (
+            "  required" if spec.required else "")
+        lines.append(f"  {spec.name:10} {r.score:>6.2f} {spec.weight:>7g} {spec.weight * r.score:>+7.2f}{flag}")
+        lines += [f"      {e}" for e in r.evidence]
+    learned = result.details.get("learned")
+    if isinstance(learned, Mapping):
+        lines.append(f"  {'learned':10} {learned['score']:>6.2f} {'':>7} {learned['contribution']:>+7.2f}"
+                     f"  {', '.join(learned['names']) or 'none of ' + ', '.join(story.learned)}")
+    lines.append(f"  logit {result.details.get('logit')} -> score {result.score:.3f}, threshold {story.threshold:.2f}: "
+                 f"{'MATCH' if result.matched else 'no match'}")
+    if result.best_passage:
+        lines.append(f"  best passage: {result.best_passage}")
+    return "\n".join(lines)
+
+
+def _window(story: Story) -> str:
+    if story.start is None and story.end is None:
+        return "open-ended"
+    return f"{story.start.isoformat() if story.start else 'any time'} to {story.end.isoformat() if story.end else 'now'}"

@@ -1,0 +1,149 @@
+"""Story evolution (names learned from confident matches, with its drift guards) and the
+background of stored articles, on a real database."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor._types import Article
+from monitor.db.store import Store
+from monitor.db.story_state import learned_names, load_learned, record_learning, stored_background
+from monitor.matching import Matcher, load_stories
+from monitor.matching.evolve import learnable_names, with_learned
+from monitor.matching.profile import background
+
+STORY = "trump-kim-summit-2018"
+ARTICLES = Path(__file__).parent / "data" / "articles"
+
+# Coverage of the summit day that names what the story was written without: the hotel and
+# the leader's sister. Three outlets, all confident matches.
+_TEACHING = [
+    ("Daily Planet", "Trump and Kim Jong Un meet at Singapore summit",
+     "Donald Trump and Kim Jong Un met for a summit at the Capella Hotel in Singapore on Tuesday, the first "
+     "meeting of a US president and a North Korean leader.\n\nKim Yo Jong, the leader's sister, handed Kim Jong Un "
+     "a pen as the two men signed a joint statement at the summit.\n\nTrump said the talks with North Korea at the "
+     "Capella Hotel had gone better than anyone expected."),
+    ("Gazette", "Handshake in Singapore: Trump and Kim hold historic summit",
+     "The summit between Donald Trump and North Korea's Kim Jong Un opened with a long handshake at the Capella "
+     "Hotel on Sentosa.\n\nKim Yo Jong stood a few steps behind her brother as the leaders met, and later joined "
+     "the talks with the US delegation.\n\nNorth Korea's state media called the meeting with Trump a success."),
+    ("Gazette", "What Trump and Kim signed at the Singapore summit",
+     "Donald Trump and Kim Jong Un signed a joint statement at the end of their summit at the Capella Hotel, "
+     "pledging to work toward denuclearization of the Korean Peninsula.\n\nKim Yo Jong and Mike Pompeo prepared "
+     "the text during the meeting, officials said.\n\nTrump called the talks with North Korea honest and direct."),
+]
+# The same day told without the story's usual wording: the sides and the meeting are barely named.
+_PARAPHRASED = (
+    "Sister of North Korean leader steals the show on Sentosa",
+    "Kim Yo Jong, who rarely speaks in public, was never far from her brother's side during the day at the "
+    "Capella Hotel.\n\nDiplomats said she had handled much of the planning with American officials in recent "
+    "weeks, flying between Pyongyang and the island resort.\n\nPhotographers followed her around the grounds of "
+    "the Capella Hotel, where lunch was served to both delegations after the meeting with Donald Trump.\n\n"
+    "Analysts in Seoul said her prominence suggested a larger role in foreign policy, and perhaps in any future "
+    "negotiations.")
+
+
+def _article(title: str, body: str, when: datetime | None, outlet: str = "Daily Planet", n: int = 0) -> Article:
+    url = f"https://{outlet.lower().replace(' ', '')}.test/{n}"
+    return Article(url=url, final_url=url, feed_url="https://feed.test/rss", title=title, body=body,
+                   fetched_at=when or datetime(2018, 6, 13, tzinfo=timezone.utc), published=when, outlet=outlet)
+
+
+def _june(day: int) -> datetime:
+    return datetime(2018, 6, day, 9, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def story():  # type: ignore[no-untyped-def]
+    return load_stories([{"id": STORY}])[0]
+
+
+def _learn(store: Store, story, articles: list[Article]) -> None:  # type: ignore[no-untyped-def]
+    matcher = Matcher(load_learned(store, [story]))
+    for article in articles:
+        results = matcher.match(article)
+        article_id, _, _ = store.store_article(article, results, [], article.fetched_at)
+        record_learning(store, article_id, article, results, [story])
+
+
+def test_confident_matches_teach_names_that_raise_recall(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    paraphrased = _article(*_PARAPHRASED, _june(13), outlet="Herald", n=99)
+    before = Matcher([story]).match(paraphrased)[0]
+    assert not before.matched
+    with Store.open(db_url, create=True) as store:
+        _learn(store, story, [_article(t, b, _june(12), o, i) for i, (o, t, b) in enumerate(_TEACHING)])
+        assert learned_names(store, [STORY]) == {STORY: ("Capella Hotel", "Kim Yo Jong")}
+        [evolved] = load_learned(store, [story])
+    after = Matcher([evolved]).match(paraphrased)[0]
+    assert after.matched and after.score > before.score
+    assert "names learned from earlier coverage: Capella Hotel, Kim Yo Jong" in after.evidence
+    assert after.rule_versions["learned"] == "1"
+    # The learned names are worth at most LEARNED_WEIGHT in the logit.
+    assert after.details["logit"] - before.details["logit"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_hanoi_2019_still_does_not_match_after_learning(story) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads((ARTICLES / "neg-hanoi-2019.json").read_text(encoding="utf-8"))
+    hanoi = _article(data["title"], data["body"] + "\n\nKim Yo Jong was again at the Capella Hotel, aides said.",
+                     datetime.fromisoformat(data["published"]))
+    evolved = with_learned([story], {STORY: ["Kim Yo Jong", "Capella Hotel"]})
+    result = Matcher(evolved).match(hanoi)[0]
+    assert not result.matched and result.score == 0.0
+    # Nor does it teach anything, however confident it looks: it is outside the window.
+    assert learnable_names(evolved[0], hanoi, replace(result, matched=True, score=1.0)) == ()
+
+
+def test_learning_guards(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    teaching = [_article(t, b, _june(12), o, i) for i, (o, t, b) in enumerate(_TEACHING)]
+    with Store.open(db_url, create=True) as store:
+        # One outlet is not enough, however often it writes.
+        _learn(store, story, [replace(a, outlet="Gazette") for a in teaching])
+        assert learned_names(store, [STORY]) == {}
+        # Undated articles teach nothing: the window cannot be checked.
+        _learn(store, story, [replace(a, url=a.url + "u", published=None, outlet=f"o{i}")
+                              for i, a in enumerate(teaching)])
+        assert learned_names(store, [STORY]) == {}
+    matcher = Matcher(with_learned([story], {STORY: ["Kim Yo Jong", "Capella Hotel"]}))
+    paraphrased = _article(*_PARAPHRASED, _june(13), outlet="Herald")
+    result = matcher.match(paraphrased)[0]
+    assert result.matched
+    # An article that matches only thanks to learned names teaches nothing.
+    assert learnable_names(matcher.stories[0], paraphrased, result) == ()
+
+
+def test_names_the_story_knows_or_common_words_are_not_learned(story) -> None:  # type: ignore[no-untyped-def]
+    body = ("Donald Trump and Kim Jong Un held their summit in Singapore, said the Associated Press. President "
+            "Trump met Chairman Kim Jong Un at the Capella Hotel.\n\nThe State Department said the talks with "
+            "North Korea were a success.")
+    article = _article("Trump and Kim Jong Un meet at Singapore summit", body, _june(12))
+    result = Matcher([story]).match(article)[0]
+    assert result.score >= 0.9
+    assert learnable_names(story, article, result) == ("Capella Hotel",)
+
+
+def test_background_from_stored_articles_needs_enough_of_them(sqlite_url: str) -> None:
+    with Store.open(sqlite_url, create=True) as store:
+        for i in range(30):
+            store.save_article(_article(f"Harbour news {i}", f"The harbour board met dockers on day {i}.\n\nMore.",
+                                        _june(1), n=i))
+        assert stored_background(store) is None
+        blended = stored_background(store, min_documents=20)
+    assert blended is not None
+    prior = background()
+    assert blended.documents == prior.documents + 30
+    assert blended.df["harbour"] == prior.df.get("harbour", 0) + 30
+    assert blended.idf("harbour") < prior.idf("harbour")
+
+
+def test_matcher_uses_the_background_it_is_given(story) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads((ARTICLES / "on-summit-day.json").read_text(encoding="utf-8"))
+    article = _article(data["title"], data["body"], datetime.fromisoformat(data["published"]))
+    plain = Matcher([story]).match(article)[0].details["reference"]["similarity"]
+    # A background in which every article is about North Korea makes those words worthless.
+    korea = background().blend(type(background())(documents=1000, df={"korea": 1000, "north": 1000, "kim": 1000}))
+    damped = Matcher([story], background=korea).match(article)[0].details["reference"]["similarity"]
+    assert damped < plain
