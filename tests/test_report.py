@@ -267,7 +267,7 @@ def test_html_lets_no_markup_script_or_unsafe_link_through() -> None:
     parser = _Elements()
     parser.feed(out)
     allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "section", "table",
-               "tr", "th", "td", "figure", "svg", "line", "rect", "figcaption", "ol", "li", "a", "span",
+               "tr", "th", "td", "figure", "svg", "line", "rect", "text", "figcaption", "ol", "li", "a", "span",
                "div", "blockquote", "mark"}
     assert {tag for tag, _ in parser.tags} <= allowed
     assert sum(tag == "style" for tag, _ in parser.tags) == 1
@@ -313,3 +313,17 @@ def test_text_strips_terminal_control_sequences() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="pdf"):
         render(digest([]), "pdf")  # type: ignore[arg-type]
+
+
+def test_long_timelines_fit_a_terminal_line_and_the_chart_has_dates() -> None:
+    days = [match(f"https://news.example/{i}", minutes=i * 24 * 60, body=f"{OTHER} {i} " * 3) for i in range(0, 141, 7)]
+    d = digest(days, since=None, until=None)
+    assert d.stories[0].timeline.unit == "day" and len(d.stories[0].timeline.buckets) == 141
+    line = next(x for x in render(d, "text").splitlines() if x.startswith("Per "))
+    assert line.startswith("Per 3 days, 2018-05-24 00:00 UTC to 2018-10-11 00:00 UTC: ")
+    assert len(line.split(": ", 1)[1].split("  ")[0]) == 47          # 141 days in 47 characters
+    assert "(peak 1 per day at 2018-05-24 00:00 UTC)" in line
+    assert "Per 3 days from 2018-05-24 00:00 UTC: `" in render(d, "markdown")
+    html = render(d, "html")
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', html)
+    assert ticks[0] == "24 May" and ticks[-1] == "11 Oct" and 3 <= len(ticks) <= 6

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from monitor._types import StoredMatch
 from monitor.report._safe import one_line
@@ -38,6 +38,14 @@ class StoryInfo:
     title: str
     reference_url: str | None = None
     description: str = ""
+
+    @classmethod
+    def of(cls, story: Any) -> StoryInfo:
+        """What the digest shows of a loaded story (`monitor.matching`)."""
+        reference = getattr(story, "reference", None)
+        url = reference if isinstance(reference, str) or reference is None else getattr(reference, "url", None)
+        return cls(id=story.id, title=story.title or story.id, reference_url=url,
+                   description=getattr(story, "description", "") or "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp
 
 _CHART_HEIGHT = 60
 _CHART_MAX_WIDTH = 720
+_LABELS_HEIGHT = 14
+_MAX_TICKS = 6
+_TICK_SPACING = 90          # pixels per date label, so that labels never overlap
+_TICK_FORMATS = {"hour": "%d %b %H:00", "day": "%d %b", "week": "%d %b", "month": "%b %Y", "year": "%Y"}
 
 _HEAD = """<!DOCTYPE html>
 <html lang="en">
@@ -41,6 +45,7 @@ table.figures { border-collapse: collapse; margin: 8px 0; }
 table.figures th, table.figures td { border: 1px solid var(--line); padding: 2px 8px; text-align: left; }
 svg .bar { fill: var(--accent); }
 svg .axis { stroke: var(--line); }
+svg .tick { fill: var(--muted); }
 ol.coverage li { margin-bottom: 14px; }
 .score { font-variant-numeric: tabular-nums; color: var(--muted); }
 blockquote { margin: 4px 0; padding-left: 10px; border-left: 3px solid var(--line); }
@@ -100,25 +105,41 @@ def _story(s: StoryDigest) -> str:
 
 
 def _chart(t: Timeline) -> str:
-    """An inline SVG bar chart, one bar per bucket, each with its date and count as a tooltip."""
+    """An inline SVG bar chart, one bar per bucket, each with its date and count as a tooltip,
+    and a few dates under the axis."""
     counts = [n for _, n in t.buckets]
     peak = max(counts) or 1
     bar = max(1, min(24, _CHART_MAX_WIDTH // len(counts)))
     width = bar * len(counts)
-    rects = []
+    shapes = _ticks(t, bar, width)
     for i, (start, n) in enumerate(t.buckets):
         if not n:
             continue
         h = max(1, round(n * (_CHART_HEIGHT - 4) / peak))
-        rects.append(f'<rect class="bar" fill="#2b5fb4" x="{i * bar}" y="{_CHART_HEIGHT - h}" '
+        shapes.append(f'<rect class="bar" fill="#2b5fb4" x="{i * bar}" y="{_CHART_HEIGHT - h}" '
                      f'width="{max(1, bar - 1)}" height="{h}"><title>{_e(short_time(start))}: {n}</title></rect>')
     caption = (f"Matches per {t.unit}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}; "
                f"peak {peak}.")
-    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{_CHART_HEIGHT}" '
-            f'viewBox="0 0 {width} {_CHART_HEIGHT}" role="img" aria-label="{_e(caption)}">'
+    height = _CHART_HEIGHT + _LABELS_HEIGHT
+    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(caption)}">'
             f'<line class="axis" stroke="#d9dce1" x1="0" y1="{_CHART_HEIGHT - 0.5}" x2="{width}" '
-            f'y2="{_CHART_HEIGHT - 0.5}"/>{"".join(rects)}</svg>'
+            f'y2="{_CHART_HEIGHT - 0.5}"/>{"".join(shapes)}</svg>'
             f"<figcaption>{_e(caption)}</figcaption></figure>\n")
+
+
+def _ticks(t: Timeline, bar: int, width: int) -> list[str]:
+    """Dates under the axis: the first and last bucket and a few evenly between, never crowded."""
+    n = len(t.buckets)
+    count = max(1, min(n, _MAX_TICKS, width // _TICK_SPACING))
+    indices = sorted({round(k * (n - 1) / (count - 1)) for k in range(count)} if count > 1 else {0})
+    labels = []
+    for i in indices:
+        anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
+        x = i * bar if anchor == "start" else (i + 1) * bar if anchor == "end" else i * bar + bar / 2
+        labels.append(f'<text class="tick" fill="#5f6368" font-size="10" x="{x:g}" y="{_CHART_HEIGHT + 11}" '
+                      f'text-anchor="{anchor}">{_e(t.buckets[i][0].strftime(_TICK_FORMATS[t.unit]))}</text>')
+    return labels
 
 
 def _coverage(c: Coverage) -> str:

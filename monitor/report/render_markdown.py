@@ -6,7 +6,7 @@ import re
 from monitor.report._safe import link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, clamp_score
-from monitor.report.render_text import sparkline
+from monitor.report.render_text import fitted_sparkline
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; these are the
 # ones that can start emphasis, code, links, raw HTML, entities or table cells mid-line (web
@@ -52,6 +52,7 @@ def _story(s: StoryDigest) -> list[str]:
     if not f.matches:
         return lines + ["No coverage in this window.", ""]
     t = s.timeline
+    per, line = fitted_sparkline(t)
     lines += [
         "| matches | outlets | distinct texts | syndicated | languages | first | latest |",
         "|---:|---:|---:|---:|---|---|---|",
@@ -59,7 +60,7 @@ def _story(s: StoryDigest) -> list[str]:
         f"{', '.join(md(lang) for lang in f.languages) or 'unknown'} | "
         f"{short_time(f.first)} | {short_time(f.latest)} |",
         "",
-        f"Per {t.unit} from {short_time(t.buckets[0][0])}: `{sparkline([n for _, n in t.buckets])}`",
+        f"Per {per} from {short_time(t.buckets[0][0])}: `{line}`",
         "",
         "Top outlets: " + ", ".join(f"{md(name)} ({n})" for name, n in s.top_outlets),
         "",

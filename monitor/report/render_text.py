@@ -5,6 +5,8 @@ from monitor.report._safe import one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
 
+# Characters of the text timeline at most: it must fit a terminal line with its labels.
+SPARKLINE_WIDTH = 60
 _BARS = "▂▃▄▅▆▇█"
 _EMPTY_BAR = "▁"
 _BOLD, _DIM, _YELLOW, _CYAN, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[33m", "\x1b[36m", "\x1b[0m"
@@ -35,6 +37,20 @@ def sparkline(counts: list[int]) -> str:
     return "".join(_BARS[(c * len(_BARS) - 1) // peak] if c else _EMPTY_BAR for c in counts)
 
 
+def fitted_sparkline(t: Timeline, width: int = SPARKLINE_WIDTH) -> tuple[str, str]:
+    """(what one character stands for, the sparkline) of `t` in at most `width` characters.
+
+    Buckets are summed in runs of equal length when there are more than `width` of them, so
+    four months of days read as "per 3 days" rather than a line no terminal can hold.
+    """
+    counts = [n for _, n in t.buckets]
+    step = max(1, -(-len(counts) // width))
+    if step == 1:
+        return t.unit, sparkline(counts)
+    grouped = [sum(counts[i:i + step]) for i in range(0, len(counts), step)]
+    return f"{step} {t.unit}s", sparkline(grouped)
+
+
 def _story(s: StoryDigest, style: _Style) -> list[str]:
     f = s.figures
     lines = [style(_BOLD, f"== {one_line(s.story.title)} [{one_line(s.story.id)}]")]
@@ -59,10 +75,10 @@ def _story(s: StoryDigest, style: _Style) -> list[str]:
 
 
 def _timeline(t: Timeline) -> str:
-    counts = [n for _, n in t.buckets]
+    per, line = fitted_sparkline(t)
     peak_start, peak = max(t.buckets, key=lambda b: (b[1], -b[0].timestamp()))
-    return (f"Per {t.unit}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}: "
-            f"{sparkline(counts)}  (peak {peak} at {short_time(peak_start)})")
+    return (f"Per {per}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}: "
+            f"{line}  (peak {peak} per {t.unit} at {short_time(peak_start)})")
 
 
 def _coverage(rank: int, c: Coverage, style: _Style) -> list[str]:
