@@ -1,0 +1,344 @@
+"""Leases: several daemons share one database without doing any work twice or leaving any undone.
+
+A daemon *claims* due feeds: each claimed feed gets the daemon as `lease_owner`, an expiry, and a
+`lease_token` one higher than before. On PostgreSQL the claim reads with `FOR UPDATE SKIP LOCKED`,
+so daemons claiming at the same moment get disjoint feeds without waiting for each other.
+While working the daemon *renews* its leases; when a feed is done it *releases* the lease and
+stores the feed's result in the same statement, fenced by the token: if the lease expired and
+another daemon claimed the feed meanwhile, the token has moved on, nothing is written and the
+caller drops its result. A daemon that crashed simply stops renewing; its feeds are claimable
+again once their leases expire.
+
+Jobs that must run once across all daemons (a scheduled digest, a clean-up) use a unique run row
+(`run_once_per`) or a PostgreSQL advisory lock (`advisory_lock`).
+
+SQLite serves one daemon: `register_daemon` holds a lock file next to the database and refuses a
+second daemon. Times (`now`) come from the caller's clock: daemons on several machines need
+synchronised clocks (NTP), and leases far longer than the clocks' disagreement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, exists, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
+
+from monitor._types import FeedState
+from monitor.db import models as m
+from monitor.db.engine import describe_error, masked_url
+from monitor.exceptions import StorageError
+
+__all__ = ["Claim", "advisory_lock", "claim_due_feeds", "new_owner", "register_daemon", "release",
+           "release_many", "renew", "run_once_per"]
+
+_MAX_NAME = 200          # owner, job and key columns are String(200)
+_MAX_URL_BYTES = 2000    # as the Store: PostgreSQL cannot index much longer values
+_CHUNK = 500             # rows per statement when renewing many claims
+_FEED_FIELDS = tuple(f.name for f in dataclasses.fields(FeedState))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A feed leased to `owner` until `expires_at`; `token` fences what the owner writes back."""
+
+    feed: FeedState
+    owner: str
+    token: int
+    expires_at: datetime
+
+
+def new_owner() -> str:
+    """A name for this daemon that no other daemon, here or on another machine, will have."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def claim_due_feeds(engine: Engine, owner: str, now: datetime, limit: int, lease_seconds: float, *,
+                    due_only: bool = True) -> list[Claim]:
+    """Lease up to `limit` enabled, due feeds that nobody holds a live lease on; the longest-waiting first.
+
+    A feed is due when its `next_due_at` is unset or not after `now`; `due_only=False` claims
+    every enabled feed whatever its schedule (`monitor run --once`). Feeds whose lease expired are
+    claimable again: that is how a crashed daemon's work is taken over.
+    """
+    _check_name(owner, "lease owner")
+    if limit <= 0:
+        return []
+    expires_at = now + timedelta(seconds=lease_seconds)
+    free = or_(m.Feed.lease_expires_at.is_(None), m.Feed.lease_expires_at <= now)
+    pick = select(m.Feed.id).where(m.Feed.enabled, free)
+    if due_only:
+        pick = pick.where(or_(m.Feed.next_due_at.is_(None), m.Feed.next_due_at <= now))
+    pick = pick.order_by(m.Feed.next_due_at.asc().nulls_first(), m.Feed.id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        # Rows another daemon is claiming right now are skipped, not waited for.
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(m.Feed)
+        .where(m.Feed.id.in_(pick))
+        .values(lease_owner=owner, lease_token=m.Feed.lease_token + 1, lease_expires_at=expires_at)
+        .returning(*m.Feed.__table__.columns)
+    )
+    with _transaction(engine) as conn:
+        rows = conn.execute(stmt).all()
+    rows.sort(key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
+    return [Claim(feed=_feed_state(row), owner=owner, token=row.lease_token, expires_at=expires_at) for row in rows]
+
+
+def renew(engine: Engine, claims: Sequence[Claim], now: datetime, lease_seconds: float) -> list[Claim]:
+    """Extend the leases still held to `now + lease_seconds`; return those claims, renewed.
+
+    A claim is held while its feed's owner and token are unchanged: a lease that expired but was
+    not claimed by anyone else is still held, one taken over or released is not.
+    """
+    expires_at = now + timedelta(seconds=lease_seconds)
+    held: set[int] = set()
+    with _transaction(engine) as conn:
+        for start in range(0, len(claims), _CHUNK):
+            chunk = claims[start:start + _CHUNK]
+            keys = [(c.feed.id, c.token, c.owner) for c in chunk]
+            stmt = (
+                update(m.Feed)
+                .where(tuple_(m.Feed.id, m.Feed.lease_token, m.Feed.lease_owner).in_(keys))
+                .values(lease_expires_at=expires_at)
+                .returning(m.Feed.id)
+            )
+            held.update(conn.scalars(stmt))
+    return [dataclasses.replace(c, expires_at=expires_at) for c in claims if c.feed.id in held]
+
+
+def release(
+    engine: Engine,
+    claim: Claim,
+    *,
+    fetched_at: datetime | None = None,
+    status: str | None = None,
+    error: str | None = None,
+    error_count: int | None = None,
+    next_due_at: datetime | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    title: str | None = None,
+    new_url: str | None = None,
+    enabled: bool | None = None,
+) -> bool:
+    """Give the lease back and store the feed's result, only if the claim is still held.
+
+    Returns False, writing nothing, when the lease was taken over (or released) meanwhile: the
+    caller then drops its result, which the new owner will produce again.
+
+    The result arguments mean what they mean to `Store.record_feed_result`: with `fetched_at`,
+    `status`, `error_count` and `next_due_at` are required and `error` is stored as given; None
+    for `etag`, `last_modified` or `title` keeps the stored value; `new_url` (a permanent
+    redirect) replaces the URL unless another feed has it. `enabled=False` disables the feed.
+    Without `fetched_at` only the lease is given back (work abandoned, e.g. on shutdown), and
+    the feed stays due for whoever claims it next.
+    """
+    result = {"fetched_at": fetched_at, "status": status, "error": error, "error_count": error_count,
+              "next_due_at": next_due_at, "etag": etag, "last_modified": last_modified, "title": title,
+              "new_url": new_url, "enabled": enabled}
+    return release_many(engine, [(claim, result)])[0]
+
+
+def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, Any]]]) -> list[bool]:
+    """`release` for many feeds in one transaction: (claim, release's keyword arguments) pairs.
+
+    One transaction instead of one per feed is what keeps a pass over many unchanged feeds cheap.
+    Returns, in order, whether each claim was still held (and its result stored).
+    """
+    updates = [(claim, *_release_values(claim, dict(result))) for claim, result in releases]
+    held: list[bool] = []
+    with _transaction(engine) as conn:
+        for claim, values, new_url in updates:
+            fenced = update(m.Feed).where(
+                m.Feed.id == claim.feed.id, m.Feed.lease_token == claim.token, m.Feed.lease_owner == claim.owner
+            )
+            ok = conn.execute(fenced.values(values)).rowcount == 1
+            if ok and new_url is not None:
+                other = aliased(m.Feed)
+                taken = exists(select(other.id).where(other.url == new_url))
+                conn.execute(update(m.Feed).where(m.Feed.id == claim.feed.id, ~taken).values(url=new_url))
+            held.append(ok)
+    return held
+
+
+_RESULT_NAMES = frozenset({"fetched_at", "status", "error", "error_count", "next_due_at", "etag",
+                           "last_modified", "title", "new_url", "enabled"})
+
+
+def _release_values(claim: Claim, result: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The column values a release writes, and the redirect target to move the feed to, if any."""
+    unknown = set(result) - _RESULT_NAMES
+    if unknown:
+        raise TypeError(f"unknown feed result fields {sorted(unknown)} for {claim.feed.url}")
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    new_url = None
+    if result.get("fetched_at") is not None:
+        missing = [name for name in ("status", "error_count", "next_due_at") if result.get(name) is None]
+        if missing:
+            raise ValueError(f"release of {claim.feed.url} with a result needs fetched_at, status, error_count and "
+                             f"next_due_at; missing {', '.join(missing)}")
+        values.update(last_fetched_at=result["fetched_at"], last_status=result["status"],
+                      last_error=result.get("error"), error_count=result["error_count"],
+                      next_due_at=result["next_due_at"])
+        values.update({name: result[name] for name in ("etag", "last_modified", "title")
+                       if result.get(name) is not None})
+        new_url = result.get("new_url")
+        if new_url is not None and len(m.clean_text(new_url).encode()) > _MAX_URL_BYTES:
+            new_url = None   # a redirect to an address too long to store is not followed
+    if result.get("enabled") is not None:
+        values["enabled"] = result["enabled"]
+    return values, new_url
+
+
+# -- singleton jobs --------------------------------------------------------------------------
+
+def run_once_per(engine: Engine, job: str, key: str, owner: str, *, now: datetime | None = None) -> bool:
+    """True for exactly one caller per (`job`, `key`) across every daemon, ever.
+
+    The winner inserts the unique run row; everyone else finds it there. Pick `key` so that one
+    run per key is what you want, e.g. the digest's date: `run_once_per(engine, "daily-digest",
+    "2026-11-25", owner)`. A winner that crashes leaves that key's run undone (at most once); for
+    at-least-once work hold `advisory_lock` instead and make the work idempotent.
+    """
+    for value, what in ((job, "job name"), (key, "job run key"), (owner, "job owner")):
+        _check_name(value, what)
+    row = {"job": job, "run_key": key, "owner": owner, "claimed_at": now or datetime.now(UTC)}
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(m.SingletonRun)
+    stmt = insert.values(row).on_conflict_do_nothing(index_elements=["job", "run_key"]).returning(m.SingletonRun.id)
+    with _transaction(engine) as conn:
+        return conn.scalar(stmt) is not None
+
+
+_LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """Try to become the one holder of lock `name` among all daemons; yield whether it worked.
+
+    Never waits. On PostgreSQL a session-level `pg_try_advisory_lock` on a connection kept for
+    the block (a daemon that dies loses the lock with its connection); on SQLite, which serves
+    one daemon, a lock within this process.
+
+        with advisory_lock(engine, "clean-up") as mine:
+            if mine:
+                ...
+    """
+    _check_name(name, "lock name")
+    if engine.dialect.name != "postgresql":
+        with _LOCAL_LOCKS_GUARD:
+            lock = _LOCAL_LOCKS.setdefault((str(engine.url), name), threading.Lock())
+        got = lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                lock.release()
+        return
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as e:
+        raise StorageError(f"database {masked_url(engine.url)}: {describe_error(e)}") from e
+    try:
+        try:
+            got = bool(conn.scalar(select(func.pg_try_advisory_lock(key))))
+            conn.commit()
+        except SQLAlchemyError as e:
+            raise StorageError(f"advisory lock {name!r} on {masked_url(engine.url)}: {describe_error(e)}") from e
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    conn.scalar(select(func.pg_advisory_unlock(key)))
+                    conn.commit()
+                except SQLAlchemyError:
+                    # The session must not go back to the pool still holding the lock.
+                    conn.invalidate()
+    finally:
+        conn.close()
+
+
+# -- one daemon per SQLite database ----------------------------------------------------------
+
+@contextmanager
+def register_daemon(engine: Engine) -> Iterator[None]:
+    """Hold this daemon's place on the database for the block: one on SQLite, any number on PostgreSQL.
+
+    On SQLite an exclusive lock on `<database>.daemon.lock`, next to the database file, which the
+    operating system drops when the process ends, crashed or not. A second daemon gets a
+    StorageError saying to use PostgreSQL.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield   # PostgreSQL, or an SQLite database no other process can open
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".daemon.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StorageError(f"cannot create the daemon lock file {lock_path}: {e.strerror}") from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StorageError(f"cannot lock {lock_path}: {e.strerror}") from e
+            holder = _read_pid(fd)
+            raise StorageError(
+                f"SQLite allows one daemon; use PostgreSQL for several: another monitor daemon"
+                f"{f' (pid {holder})' if holder else ''} is using {database} (lock file {lock_path})"
+            ) from e
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+# --
+
+@contextmanager
+def _transaction(engine: Engine) -> Iterator[Connection]:
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as e:
+        raise StorageError(f"database {masked_url(engine.url)}: {describe_error(e)}") from e
+
+
+def _check_name(value: str, what: str) -> None:
+    if not value or len(value) > _MAX_NAME:
+        raise ValueError(f"{what} must be 1 to {_MAX_NAME} characters, got {len(value)}: {value[:40]!r}")
+
+
+def _feed_state(row: Row[Any]) -> FeedState:
+    return FeedState(**{name: getattr(row, name) for name in _FEED_FIELDS})
