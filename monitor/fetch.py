@@ -7,12 +7,15 @@ connection goes through `monitor.netguard`, so no URL, redirect or DNS answer ca
 loopback interface or the local network unless the policy allows it.
 
 `Fetcher.fetch` is synchronous and thread-safe: callers run it in a thread pool.
+`Fetcher.close` ends the fetches still in flight within a fraction of a second, so a process
+told to stop never waits for a hostile server that trickles bytes or says nothing.
 """
 from __future__ import annotations
 
 import email.utils
 import http.cookiejar
 import logging
+import re
 import ssl
 import threading
 import time
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, NamedTuple, Protocol
+from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol
 
 import brotli
 import httpcore
@@ -40,7 +43,7 @@ from monitor.exceptions import (
 )
 from monitor.netguard import GuardedBackend
 
-__all__ = ["FetchPolicy", "Fetcher"]
+__all__ = ["FetchPolicy", "Fetcher", "cache_max_age"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,10 @@ _DEFAULT_ACCEPT = (
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_STATUSES = frozenset({301, 308})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# A blocking read waits at most this long at a time, so that `close()` is noticed promptly.
+_READ_SLICE = 0.25
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,9 @@ class Fetcher:
         self._per_host = per_host
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._host_slots_lock = threading.Lock()
+        self._closed = threading.Event()
         self._client = httpx.Client(
-            transport=_Transport(policy.allow_private_addresses, max_connections),
+            transport=_Transport(policy.allow_private_addresses, max_connections, self._closed),
             timeout=httpx.Timeout(
                 connect=policy.connect_timeout,
                 read=policy.read_timeout,
@@ -132,6 +140,8 @@ class Fetcher:
                 _DEADLINE.reset(token)
 
     def close(self) -> None:
+        """Close the connections; fetches in flight in other threads fail within a fraction of a second."""
+        self._closed.set()
         self._client.close()
 
     def __enter__(self) -> Fetcher:
@@ -163,11 +173,16 @@ class Fetcher:
     def _exchange(self, url: str, hop: httpx.URL, headers: dict[str, str], limit: int,
                   sent_etag: str | None, started: float, *, permanent: bool) -> FetchResult | _Redirect:
         """One request to `hop`: its result, or where it redirects to."""
-        with _translate_errors(url, hop, self._policy.total_timeout):
-            with self._client.stream("GET", hop, headers=headers) as response:
-                if response.status_code in _REDIRECT_STATUSES:
-                    return _Redirect(response.status_code, _redirect_target(url, hop, response))
-                return _result(url, hop, response, limit, sent_etag, started, permanent=permanent)
+        try:
+            with _translate_errors(url, hop, self._policy.total_timeout):
+                with self._client.stream("GET", hop, headers=headers) as response:
+                    if response.status_code in _REDIRECT_STATUSES:
+                        return _Redirect(response.status_code, _redirect_target(url, hop, response))
+                    return _result(url, hop, response, limit, sent_etag, started, permanent=permanent)
+        except FetchError as e:
+            if self._closed.is_set():   # whatever the closed connection said, this is why
+                raise FetchError(url, "abandoned: the fetcher was closed (the monitor is stopping)") from e
+            raise
 
 
 class _Redirect(NamedTuple):
@@ -229,6 +244,21 @@ def _redirect_target(url: str, hop: httpx.URL, response: httpx.Response) -> http
 
 def _without_fragment(url: httpx.URL) -> str:
     return str(url.copy_with(fragment=None))
+
+
+def cache_max_age(headers: Mapping[str, str]) -> float | None:
+    """Seconds a response may be reused according to its Cache-Control header, or None.
+
+    `headers` has lower-case names (as `FetchResult.headers`). `no-store` / `no-cache` and a
+    zero or missing max-age give None: the response sets no lower bound on the next check.
+    """
+    value = headers.get("cache-control", "")
+    if not value or _NO_STORE.search(value):
+        return None
+    match = _MAX_AGE.search(value)
+    if match is None or int(match.group(1)) == 0:
+        return None
+    return float(match.group(1))
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -386,13 +416,28 @@ def _clamp(timeout: float | None, expired: type[httpcore.TimeoutException]) -> f
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the deadline, however slowly bytes arrive."""
+    """A connection whose every read and write ends by the deadline, however slowly bytes arrive,
+    and whose reads end soon after the fetcher is closed."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, closed: threading.Event) -> None:
         self._inner = inner
+        self._closed = closed
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+        timeout = _clamp(timeout, httpcore.ReadTimeout)
+        give_up = None if timeout is None else time.monotonic() + timeout
+        # Wait in short slices: a socket blocked in recv() does not notice the fetcher closing.
+        while True:
+            if self._closed.is_set():
+                raise httpcore.ReadError("the fetcher was closed")
+            wait = _READ_SLICE if give_up is None else min(_READ_SLICE, give_up - time.monotonic())
+            if wait <= 0:
+                raise httpcore.ReadTimeout("timed out")
+            try:
+                return self._inner.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                if give_up is not None and time.monotonic() >= give_up:
+                    raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
@@ -403,13 +448,17 @@ class _DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
         timeout = _clamp(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout), self._closed)
 
     def get_extra_info(self, info: str) -> object:
         return self._inner.get_extra_info(info)
 
 
 class _DeadlineBackend(GuardedBackend):
+    def __init__(self, allow_private: bool, closed: threading.Event) -> None:
+        super().__init__(allow_private)
+        self._closed = closed
+
     def connect_tcp(
         self,
         host: str,
@@ -418,19 +467,21 @@ class _DeadlineBackend(GuardedBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        if self._closed.is_set():
+            raise httpcore.ConnectError("the fetcher was closed")
         timeout = _clamp(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
+        return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options), self._closed)
 
 
 class _Transport(httpx.HTTPTransport):
     """httpx's transport over a connection pool whose connections come from `_DeadlineBackend`."""
 
-    def __init__(self, allow_private: bool, max_connections: int) -> None:
+    def __init__(self, allow_private: bool, max_connections: int, closed: threading.Event) -> None:
         # HTTPTransport cannot be given a network backend; its only state is this pool, so
         # build the pool here instead of calling the parent constructor.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
-            network_backend=_DeadlineBackend(allow_private),
+            network_backend=_DeadlineBackend(allow_private, closed),
         )

@@ -9,12 +9,18 @@ check and the connect) and verifies the peer the socket actually reached.
 Unusual numeric spellings of an address (`127.1`, `2130706433`, `0x7f000001`) need no
 parser of our own: getaddrinfo turns them into the address the socket would reach, and it
 is that address which is checked.
+
+Name resolution cannot be interrupted, so a name that needs the resolver is looked up in a
+worker thread that the caller waits for no longer than its connect timeout: a resolver that
+never answers cannot hold a fetch past its deadline.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable
+import threading
+import time
+from typing import Any, Iterable
 
 import httpcore
 
@@ -24,6 +30,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Lookups waiting on the resolver at once; beyond this a lookup waits for a free one, within its timeout.
+_MAX_LOOKUPS = 32
+_lookups = threading.BoundedSemaphore(_MAX_LOOKUPS)
+# The resolver itself, a module attribute so that a test can stand in a resolver that never answers.
+_getaddrinfo = socket.getaddrinfo
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
@@ -69,14 +80,15 @@ def _tunnel_endpoints(ip: ipaddress.IPv6Address) -> Iterable[ipaddress.IPv4Addre
         yield from ip.teredo
 
 
-def check_host(host: str, port: int, allow_private: bool) -> list[IPAddress]:
+def check_host(host: str, port: int, allow_private: bool, timeout: float | None = None) -> list[IPAddress]:
     """Resolve `host` and return its addresses, in resolver order, without duplicates.
 
     Raises BlockedAddressError if any address is forbidden (unless `allow_private`): a name
     with one public and one private address is refused, since either might be used.
-    Raises OSError (socket.gaierror) when the name does not resolve.
+    Raises OSError (socket.gaierror) when the name does not resolve, TimeoutError when the
+    resolver has not answered within `timeout` seconds (None: wait as long as it takes).
     """
-    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    infos = _resolve(host.strip("[]"), port, timeout)
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
         # IPv6 sockaddrs may carry a zone ("fe80::1%eth0"); the zone does not change the class.
@@ -89,6 +101,42 @@ def check_host(host: str, port: int, allow_private: bool) -> list[IPAddress]:
             if reason is not None:
                 raise BlockedAddressError(host, f"resolves to {ip}, which is {reason}")
     return addresses
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+    """getaddrinfo for `host`, bounded by `timeout`: numeric spellings at once, names in a worker."""
+    try:
+        host.encode("idna")
+    except UnicodeError as e:   # getaddrinfo would raise it: an empty or overlong label ("a..b")
+        raise socket.gaierror(f"invalid host name {host!r}: {e}") from e
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass   # a name: it needs the resolver
+    if timeout is None:
+        return _getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    give_up = time.monotonic() + timeout
+    if not _lookups.acquire(timeout=max(0.0, timeout)):
+        raise TimeoutError(f"no resolver free to look up {host!r} within {timeout:g} s")
+    outcome: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome["infos"] = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as e:   # handed to the waiting caller
+            outcome["error"] = e
+        finally:
+            _lookups.release()
+            answered.set()
+
+    # A daemon thread: a lookup that never returns must not keep the process from exiting.
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not answered.wait(max(0.0, give_up - time.monotonic())):
+        raise TimeoutError(f"looking up {host!r} took longer than {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["infos"]
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -106,7 +154,9 @@ class GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            addresses = check_host(host, port, self._allow_private)
+            addresses = check_host(host, port, self._allow_private, timeout)
+        except TimeoutError as e:
+            raise httpcore.ConnectTimeout(f"cannot resolve host {host!r}: {e}") from e
         except OSError as e:
             raise httpcore.ConnectError(f"cannot resolve host {host!r}: {e}") from e
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None

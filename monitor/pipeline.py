@@ -5,10 +5,12 @@ The phases, each a separate module, pass frozen values (monitor._types):
     fetch feed -> parse feed -> new entries -> fetch page -> extract -> article -> match -> store
 
 Fetching runs in a thread pool (bounded overall and per host by the fetcher), extraction in a
-process pool (it is the dominant CPU cost), and every database write happens on the calling
-thread, one short transaction per article. A feed's validators (ETag, Last-Modified) are stored
-only once all its new entries are safely stored, so a crash or a stop never turns unprocessed
-entries into a 304.
+process pool (it is the dominant CPU cost, and a process can be abandoned: a page whose
+extraction outlasts `extract.timeout` is given up, its worker replaced, and its article stored
+from the feed's own text), and every database write happens on the calling thread, one short
+transaction per article. A feed's validators (ETag, Last-Modified) are stored only once all its
+new entries are safely stored, so a crash or a stop never turns unprocessed entries into a 304.
+When each feed is checked next, and whether with its validators, is `monitor.schedule`'s call.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import os
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -26,13 +29,14 @@ from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
 from monitor.config import Settings
+from monitor.db.polling import load_poll_states, moved_to, record_move, save_poll_state
 from monitor.db.store import Store
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_page, html_to_text
 from monitor.feeds import parse_feed
-from monitor.fetch import Fetcher, FetchPolicy
+from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
 from monitor.matching import Matcher
-from monitor.schedule import CheckOutcome, next_check
+from monitor.schedule import CheckOutcome, PollState, next_check
 from monitor.urls import canonicalize
 
 log = logging.getLogger("monitor.pipeline")
@@ -60,6 +64,7 @@ class PassSummary:
     pages_failed: int = 0
     new_matches: int = 0
     rule_errors: int = 0
+    extractions_abandoned: int = 0
     stopped: bool = False
     seconds: float = 0.0
     matches_by_story: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -71,7 +76,8 @@ class PassSummary:
                 f"{f' ({self.from_feed_text} from feed text)' if self.from_feed_text else ''}, "
                 f"{self.pages_failed} pages failed; {self.new_matches} new matches"
                 f"{f' ({stories})' if stories else ''}"
-                f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}")
+                f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}"
+                f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class _FeedCheck:
     fetched: FetchResult | None = None
     parsed: ParsedFeed | None = None
     error: MonitorError | None = None
+    poll: PollState = PollState()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +103,23 @@ class _Candidate:
 
 
 @dataclass
+class _Extraction:
+    """A page handed to the extraction pool; its time limit runs from when a worker takes it."""
+
+    cand: _Candidate
+    fetched: FetchResult
+    since: float | None = None    # monotonic time it was first seen running
+    lost: int = 0                 # times a dying worker took it down (it is tried again once)
+
+
+@dataclass
 class _FeedProgress:
     """Entries of one feed still being processed; the feed's result is recorded when it reaches 0."""
 
     check: _FeedCheck
     pending: int = 0
     retry_later: bool = False     # some page failed and will be retried: keep the old validators
+    new_entries: int = 0          # entries the feed had not shown before (the policy's measure of pace)
 
 
 class Pipeline:
@@ -120,14 +138,16 @@ class Pipeline:
                         total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
             max_connections=f.concurrency, per_host=f.per_host)
         self._threads = ThreadPoolExecutor(max_workers=max(1, f.concurrency), thread_name_prefix="fetch")
-        self._extractors: Executor | None = None
+        self._extractors: ProcessPoolExecutor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop at once: fetches in flight fail within a fraction of a second, extraction workers end."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._extractors is not None:
-            self._extractors.shutdown(wait=False, cancel_futures=True)
+            _terminate(self._extractors)
+            self._extractors = None
         self.fetcher.close()
 
     def __enter__(self) -> Pipeline:
@@ -136,11 +156,10 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _extract_pool(self) -> Executor | None:
-        """A process pool for extraction, started on first use; None = extract inline."""
-        workers = self.settings.extract.workers or os.cpu_count() or 1
-        if workers <= 1:
-            return None
+    def _extract_pool(self) -> ProcessPoolExecutor:
+        """The process pool for extraction, started on first use (also for one worker: a process
+        stuck on a pathological page can be ended, a thread could not)."""
+        workers = self._extract_workers()
         if self._extractors is None:
             # forkserver: workers fork from a clean server that has trafilatura imported once,
             # never from this process with its fetcher threads and open database connections.
@@ -149,12 +168,16 @@ class Pipeline:
             self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         return self._extractors
 
+    def _extract_workers(self) -> int:
+        return self.settings.extract.workers or os.cpu_count() or 1
+
     # -- the pass --------------------------------------------------------------------------
 
     def run_pass(self, feeds: Sequence[FeedState], *, stop: threading.Event | None = None) -> PassSummary:
         """Check `feeds`, store every new article and match. Never raises for a bad feed or page."""
         stop = stop or threading.Event()
         started = time.monotonic()
+        feeds = self._skip_moved(feeds)
         summary = PassSummary(feeds=len(feeds))
         errors_before = self.matcher.rule_errors
         futures: dict[Future[Any], tuple[str, Any]] = {}
@@ -163,9 +186,10 @@ class Pipeline:
         retries = self.store.page_failure_attempts
         max_attempts = max(1, self.settings.fetch.page_retries)
         ticker = _Ticker(self._progress, len(feeds))
+        polls = load_poll_states(self.store, [feed.id for feed in feeds])
 
         for feed in feeds:
-            futures[self._threads.submit(self._check_feed, feed)] = ("feed", feed)
+            futures[self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState()))] = ("feed", feed)
 
         while futures and not stop.is_set():
             done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -177,7 +201,7 @@ class Pipeline:
                         check: _FeedCheck = fut.result()
                         fp = _FeedProgress(check)
                         progress[check.feed.id] = fp
-                        for cand in self._new_candidates(check, summary, in_pass, retries, max_attempts):
+                        for cand in self._new_candidates(fp, summary, in_pass, retries, max_attempts):
                             fp.pending += 1
                             ticker.page_queued()
                             futures[self._threads.submit(self._fetch_page, cand.link)] = ("page", cand)
@@ -186,18 +210,26 @@ class Pipeline:
                     elif kind == "page":
                         self._page_fetched(fut, ctx, futures, summary, progress, max_attempts)
                     else:  # "extract"
-                        cand, fetched = ctx
+                        job: _Extraction = ctx
                         try:
                             page = fut.result()
-                        except Exception as e:  # a dead worker must not stop the pass
-                            log.warning("extraction failed for %s: %s", fetched.final_url, e)
+                        except BrokenProcessPool as e:   # a worker died (killed, out of memory)
+                            if job.lost == 0:
+                                job.lost, job.since = 1, None
+                                self._submit_extraction(job, futures)
+                                continue
+                            log.warning("extraction failed for %s: %s", job.fetched.final_url, e)
                             page = ExtractedPage(body="")
-                        self._store_candidate(cand, summary, progress, fetched=fetched, page=page)
+                        except Exception as e:  # a dead worker must not stop the pass
+                            log.warning("extraction failed for %s: %s", job.fetched.final_url, e)
+                            page = ExtractedPage(body="")
+                        self._store_candidate(job.cand, summary, progress, fetched=job.fetched, page=page)
                 except Exception:
                     # A bug in handling one feed or page is logged with its context, never fatal.
                     log.exception("unexpected error while handling %s %s", kind, _describe(ctx))
                     if kind != "feed":
-                        self._release(ctx[0] if kind == "extract" else ctx, summary, progress, retry=True)
+                        self._release(ctx.cand if kind == "extract" else ctx, summary, progress, retry=True)
+            self._abandon_slow_extractions(futures, summary, progress)
             ticker.maybe_report(summary)
 
         if stop.is_set() and futures:
@@ -211,24 +243,51 @@ class Pipeline:
 
     # -- feeds -----------------------------------------------------------------------------
 
-    def _check_feed(self, feed: FeedState) -> _FeedCheck:
-        """Fetch and parse one feed (worker thread). Failures are returned, not raised."""
-        try:
-            fetched = self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
-                                         accept=_FEED_ACCEPT)
-        except FetchError as e:
-            return _FeedCheck(feed, error=e)
-        if fetched.not_modified:
-            return _FeedCheck(feed, fetched=fetched)
-        try:
-            parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers)
-        except ParseError as e:
-            return _FeedCheck(feed, fetched=fetched, error=e)
-        return _FeedCheck(feed, fetched=fetched, parsed=parsed)
+    def _skip_moved(self, feeds: Sequence[FeedState]) -> list[FeedState]:
+        """`feeds` without those whose URL moved permanently to a feed stored under the new URL.
 
-    def _new_candidates(self, check: _FeedCheck, summary: PassSummary, in_pass: set[str],
+        Such a feed is the configuration still naming the old address: it is disabled with a
+        note that says where the feed is checked now, and never fetched again.
+        """
+        moves = moved_to(self.store, [feed.url for feed in feeds])
+        kept: list[FeedState] = []
+        for feed in feeds:
+            new = moves.get(feed.url)
+            if new is None or self.store.get_feed(new) is None:
+                kept.append(feed)
+                continue
+            note = f"{feed.url}: moved permanently to {new}, which is checked instead; update the configuration"
+            log.warning("%s", note)
+            now = utcnow()
+            self.store.record_feed_result(feed.id, fetched_at=now, status="moved", error=note, error_count=0,
+                                          next_due_at=now)
+            self.store.set_feed_enabled(feed.url, False)
+        return kept
+
+    def _check_feed(self, feed: FeedState, poll: PollState) -> _FeedCheck:
+        """Fetch and parse one feed (worker thread). Failures are returned, not raised."""
+        conditional = not poll.revalidate
+        if not conditional and (feed.etag or feed.last_modified):
+            log.info("%s: answered 304 for a long time; asking once without validators", feed.url)
+        try:
+            fetched = self.fetcher.fetch(feed.url, etag=feed.etag if conditional else None,
+                                         last_modified=feed.last_modified if conditional else None,
+                                         accept=_FEED_ACCEPT, max_bytes=self.settings.fetch.max_feed_bytes)
+        except FetchError as e:
+            return _FeedCheck(feed, error=e, poll=poll)
+        if fetched.not_modified:
+            return _FeedCheck(feed, fetched=fetched, poll=poll)
+        try:
+            parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
+                                max_bytes=self.settings.fetch.max_feed_bytes)
+        except ParseError as e:
+            return _FeedCheck(feed, fetched=fetched, error=e, poll=poll)
+        return _FeedCheck(feed, fetched=fetched, parsed=parsed, poll=poll)
+
+    def _new_candidates(self, fp: _FeedProgress, summary: PassSummary, in_pass: set[str],
                         retries: Callable[[Sequence[str]], dict[str, int]], max_attempts: int) -> list[_Candidate]:
         """The entries of a fetched feed that need their page fetched; records the rest."""
+        check = fp.check
         feed, parsed = check.feed, check.parsed
         if parsed is None or check.error is not None:
             return []
@@ -246,6 +305,7 @@ class Pipeline:
         attempts = retries(list(set(by_url.values()) - known))
         settled: list[tuple[str, str | None]] = []
         cands: list[_Candidate] = []
+        fp.new_entries = len(entries)
         title = feed.title or parsed.title or urlsplit(feed.url).hostname or feed.url
         for e in entries:
             url = by_url.get(e.key)
@@ -275,10 +335,14 @@ class Pipeline:
         outcome = CheckOutcome(ok=ok, status=status_code,
                                retry_after=error.retry_after if isinstance(error, HTTPStatusError) else None,
                                ttl_seconds=parsed.ttl_seconds if parsed else None,
-                               gone=status_code == 410)
+                               gone=status_code == 410,
+                               not_modified=fetched is not None and fetched.not_modified,
+                               new_entries=fp.new_entries,
+                               max_age=cache_max_age(fetched.headers) if fetched is not None else None)
         nxt = next_check(outcome, error_count=feed.error_count, interval=feed.interval_seconds,
-                         settings=self.settings.schedule, now=now)
+                         settings=self.settings.schedule, now=now, poll=check.poll)
         if ok:
+            save_poll_state(self.store, feed.id, nxt.poll, now)
             status = "not-modified" if fetched is not None and fetched.not_modified else "ok"
             summary.feeds_not_modified += status == "not-modified"
             summary.feeds_ok += status == "ok"
@@ -289,6 +353,9 @@ class Pipeline:
                 last_modified=None if keep_validators else (fetched.last_modified if fetched else None),
                 title=parsed.title if parsed and parsed.title and not feed.title else None,
                 new_url=fetched.permanent_redirect if fetched else None)
+            if fetched is not None and fetched.permanent_redirect and fetched.permanent_redirect != feed.url:
+                log.info("%s: moved permanently to %s; checked there from now on", feed.url, fetched.permanent_redirect)
+                record_move(self.store, feed.url, fetched.permanent_redirect, now)
             if parsed is not None and parsed.problem:
                 log.info("%s: feed is malformed but readable (%s)", feed.url, parsed.problem)
         else:
@@ -318,13 +385,63 @@ class Pipeline:
             self._page_failed(cand, f"not an HTML page ({fetched.content_type})", summary, progress,
                               max_attempts, permanent=True)
             return
+        self._submit_extraction(_Extraction(cand, fetched), futures)
+
+    def _submit_extraction(self, job: _Extraction, futures: dict[Future[Any], tuple[str, Any]]) -> None:
+        fetched = job.fetched
         kwargs = {"url": fetched.final_url, "encoding": _charset(fetched), "max_bytes": self.settings.fetch.max_page_bytes}
-        pool = self._extract_pool()
-        if pool is None:
-            page = extract_page(fetched.body, **kwargs)
-            self._store_candidate(cand, summary, progress, fetched=fetched, page=page)
-        else:
-            futures[pool.submit(extract_page, fetched.body, **kwargs)] = ("extract", (cand, fetched))
+        try:
+            fut = self._extract_pool().submit(extract_page, fetched.body, **kwargs)
+        except BrokenProcessPool:
+            # A worker died and took the pool with it: the next pages get a new one.
+            log.warning("an extraction worker died; starting new ones")
+            if self._extractors is not None:
+                _terminate(self._extractors)
+                self._extractors = None
+            fut = self._extract_pool().submit(extract_page, fetched.body, **kwargs)
+        futures[fut] = ("extract", job)
+
+    def _abandon_slow_extractions(self, futures: dict[Future[Any], tuple[str, Any]], summary: PassSummary,
+                                  progress: dict[int, _FeedProgress]) -> None:
+        """Give up extractions running longer than extract.timeout; their articles keep the feed's text.
+
+        A worker busy with a pathological page cannot be interrupted, so the pool is replaced and
+        the pages still waiting on the old pool are handed to the new one.
+        """
+        limit = float(self.settings.extract.timeout)
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        overdue: list[Future[Any]] = []
+        for fut, (kind, job) in futures.items():
+            if kind != "extract" or fut.done():
+                continue
+            if job.since is None and fut.running():
+                job.since = now
+            if job.since is not None and now - job.since > limit:
+                overdue.append(fut)
+        if not overdue:
+            return
+        # The pool marks a task running when it queues it for a worker, one task ahead of the
+        # workers; tasks are taken in order, so only the earliest `workers` can be the stuck ones.
+        overdue.sort(key=lambda f: futures[f][1].since)
+        del overdue[self._extract_workers():]
+        for fut in overdue:
+            job = futures.pop(fut)[1]
+            summary.extractions_abandoned += 1
+            log.warning("%s: extraction abandoned after %g s; the article is stored from the feed's text",
+                        job.fetched.final_url, limit)
+            self._store_candidate(job.cand, summary, progress, fetched=job.fetched, page=ExtractedPage(body=""))
+        # Taken before the old pool goes: ending it cancels what it still holds.
+        waiting = [(fut, job) for fut, (kind, job) in futures.items() if kind == "extract" and not fut.done()]
+        for fut, _job in waiting:
+            del futures[fut]
+        if self._extractors is not None:
+            _terminate(self._extractors)
+            self._extractors = None
+        for _fut, job in waiting:
+            job.since = None
+            self._submit_extraction(job, futures)
 
     def _page_failed(self, cand: _Candidate, reason: str, summary: PassSummary,
                      progress: dict[int, _FeedProgress], max_attempts: int, *, permanent: bool) -> None:
@@ -413,6 +530,19 @@ def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str,
     )
 
 
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """End `pool` and its worker processes now, whatever they are doing.
+
+    ProcessPoolExecutor has no public way to end a busy worker before Python 3.14; its
+    `_processes` map is read defensively, and a pool without it is merely shut down.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+
+
 def _charset(fetched: FetchResult) -> str | None:
     """The charset of the Content-Type header, if the server named one."""
     for param in fetched.headers.get("content-type", "").split(";")[1:]:
@@ -427,8 +557,8 @@ def _describe(ctx: Any) -> str:
         return ctx.url
     if isinstance(ctx, _Candidate):
         return ctx.link
-    if isinstance(ctx, tuple) and ctx and isinstance(ctx[0], _Candidate):
-        return ctx[0].link
+    if isinstance(ctx, _Extraction):
+        return ctx.cand.link
     return repr(ctx)
 
 

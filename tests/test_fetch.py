@@ -24,7 +24,7 @@ from monitor.exceptions import (
     TooManyRedirectsError,
     UnsupportedURLError,
 )
-from monitor.fetch import Fetcher, FetchPolicy
+from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
 
 PAGE = b"<html><body><p>" + b"Summit talks resume in Singapore. " * 200 + b"</p></body></html>"
 LOCAL = FetchPolicy(allow_private_addresses=True, connect_timeout=2, read_timeout=2, total_timeout=5)
@@ -397,3 +397,94 @@ def test_cookies_are_not_kept_between_fetches(server: LocalServer, fetcher: Fetc
     fetcher.fetch(server.url("/set"))
     fetcher.fetch(server.url("/next"))
     assert "cookie" not in server.requests[1].headers
+
+
+# --- name resolution, closing, Cache-Control -------------------------------------------------
+
+def test_name_resolution_is_bounded_by_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that never answers (stood in for the real one: no network here) cannot hold a
+    fetch past its deadline; the lookup is abandoned in its worker thread."""
+    from monitor import netguard
+
+    released = threading.Event()
+    asked: list[str] = []
+
+    def silent_resolver(host: str, *args: object, **kwargs: object) -> list:
+        asked.append(host)
+        released.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr(netguard, "_getaddrinfo", silent_resolver)
+    policy = FetchPolicy(connect_timeout=5, read_timeout=5, total_timeout=0.5)
+    try:
+        with Fetcher(policy) as fetcher, pytest.raises(DeadlineError) as caught:
+            fetcher.fetch("http://slow-resolver.example/feed")
+    finally:
+        released.set()
+    assert asked == ["slow-resolver.example"]
+    assert "took longer than" in str(caught.value.__cause__)
+    assert isinstance(caught.value.__cause__, httpx.ConnectTimeout)
+
+
+def test_numeric_hosts_need_no_resolver(monkeypatch: pytest.MonkeyPatch, server: LocalServer) -> None:
+    from monitor import netguard
+
+    def no_resolver(*args: object, **kwargs: object) -> list:
+        raise AssertionError("the resolver was asked about a numeric address")
+
+    monkeypatch.setattr(netguard, "_getaddrinfo", no_resolver)
+    server.routes["/n"] = (200, {}, b"numeric")
+    with Fetcher(LOCAL) as fetcher:
+        assert fetcher.fetch(server.url("/n", host="127.1")).body == b"numeric"
+
+
+def test_close_ends_fetches_in_flight(server: LocalServer) -> None:
+    """A stopping daemon closes its fetcher: a fetch stuck on a silent server ends at once."""
+    server.routes["/silent"] = never_answer(server)
+    fetcher = Fetcher(FetchPolicy(allow_private_addresses=True, read_timeout=60, total_timeout=120))
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            fetcher.fetch(server.url("/silent"))
+        except BaseException as e:  # inspected below
+            outcome.append(e)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    while not server.requests:
+        time.sleep(0.01)
+    fetcher.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], FetchError) and "closed" in str(outcome[0])
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("max-age=600", 600.0), ("public, max-age=3600", 3600.0), ('max-age="120", must-revalidate', 120.0),
+    ("s-maxage=600", None), ("max-age=0", None), ("no-cache, max-age=600", None), ("no-store", None),
+    ("private, max-age=300", 300.0), ("max-age=soon", None), ("", None),
+])
+def test_cache_max_age(value: str, seconds: float | None) -> None:
+    assert cache_max_age({"cache-control": value} if value else {}) == seconds
+
+
+def test_a_name_with_any_private_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver answering one public and one private address (stood in: no DNS here)."""
+    from monitor import netguard
+
+    def mixed(host: str, port: int, *args: object, **kwargs: object) -> list:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
+
+    monkeypatch.setattr(netguard, "_getaddrinfo", mixed)
+    with Fetcher(FetchPolicy(total_timeout=2)) as fetcher, pytest.raises(BlockedAddressError) as caught:
+        fetcher.fetch("http://mixed.example/feed")
+    assert str(caught.value) == ("http://mixed.example/feed: refused: mixed.example: resolves to 10.1.2.3, "
+                                 "which is private")
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example"])
+def test_an_invalid_host_name_is_a_plain_fetch_error(host: str) -> None:
+    with Fetcher(FetchPolicy(total_timeout=2)) as fetcher, pytest.raises(FetchError, match="invalid host name"):
+        fetcher.fetch(f"http://{host}/feed")

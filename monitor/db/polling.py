@@ -1,0 +1,96 @@
+"""What the polling policy remembers about each feed (table feed_polling), and where feeds
+moved (table feed_moves).
+
+`monitor.schedule.next_check` decides; this module only reads and writes its `PollState`.
+A feed without a row has the empty state: never checked successfully, configured interval.
+A feed that answered 301/308 is stored under its new URL; the move is remembered so that a
+configuration still naming the old URL does not bring the old feed back.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.db import models as m
+from monitor.db.engine import describe_error, masked_url
+from monitor.db.store import Store
+from monitor.exceptions import StorageError
+from monitor.schedule import PollState
+
+__all__ = ["load_poll_states", "moved_to", "record_move", "save_poll_state"]
+
+_CHUNK = 500
+_MAX_MOVES = 10     # a chain of moves longer than this (or a cycle) is not followed
+
+
+def load_poll_states(store: Store, feed_ids: Iterable[int]) -> dict[int, PollState]:
+    """The stored poll state of each of `feed_ids` that has one."""
+    ids = list(dict.fromkeys(feed_ids))
+    states: dict[int, PollState] = {}
+    with _transaction(store) as conn:
+        for start in range(0, len(ids), _CHUNK):
+            stmt = select(m.FeedPolling).where(m.FeedPolling.feed_id.in_(ids[start:start + _CHUNK]))
+            for row in conn.execute(stmt):
+                states[row.feed_id] = PollState(
+                    interval=row.interval_seconds, activity=row.activity, checks=row.checks,
+                    unchanged_since=row.unchanged_since, unchanged_checks=row.unchanged_checks,
+                    revalidate=row.revalidate)
+    return states
+
+
+def save_poll_state(store: Store, feed_id: int, state: PollState, at: datetime | None = None) -> None:
+    """Store `state` as the feed's poll state (insert or replace). A removed feed is ignored."""
+    values: Mapping[str, object] = {
+        "interval_seconds": state.interval, "activity": state.activity, "checks": state.checks,
+        "unchanged_since": state.unchanged_since, "unchanged_checks": state.unchanged_checks,
+        "revalidate": state.revalidate, "updated_at": at or datetime.now(UTC),
+    }
+    insert = postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
+    stmt = insert(m.FeedPolling).values(feed_id=feed_id, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["feed_id"], set_=dict(values))
+    with _transaction(store) as conn:
+        # The feed may have been removed while it was being checked: then there is nothing to remember.
+        if conn.scalar(select(m.Feed.id).where(m.Feed.id == feed_id)) is not None:
+            conn.execute(stmt)
+
+
+def record_move(store: Store, old_url: str, new_url: str, at: datetime | None = None) -> None:
+    """Remember that the feed at `old_url` moved permanently to `new_url`."""
+    if old_url == new_url:
+        return
+    values = {"new_url": new_url, "moved_at": at or datetime.now(UTC)}
+    insert = postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
+    stmt = insert(m.FeedMove).values(old_url=old_url, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["old_url"], set_=values)
+    with _transaction(store) as conn:
+        conn.execute(stmt)
+
+
+def moved_to(store: Store, urls: Iterable[str]) -> dict[str, str]:
+    """For each of `urls` that moved, the URL it moved to in the end (chains of moves followed)."""
+    with _transaction(store) as conn:
+        rows = conn.execute(select(m.FeedMove.old_url, m.FeedMove.new_url))
+        moves: dict[str, str] = {old: new for old, new in rows}
+    found: dict[str, str] = {}
+    for url in urls:
+        target, seen = moves.get(url), {url}
+        while target is not None and target in moves and target not in seen and len(seen) < _MAX_MOVES:
+            seen.add(target)
+            target = moves[target]
+        if target is not None and target != url:
+            found[url] = target
+    return found
+
+
+@contextmanager
+def _transaction(store: Store) -> Iterator[Connection]:
+    try:
+        with store.engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as e:
+        raise StorageError(f"database {masked_url(store.engine.url)}: {describe_error(e)}") from e
