@@ -100,8 +100,36 @@ def build_parser() -> argparse.ArgumentParser:
     st = cmd("stories", "the stories being tracked")
     ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
     ss.add_parser("list", help="every story: id, title, window, enabled")
+    sa = ss.add_parser("add", help="derive a story from a reference article and write it as a plugin",
+                       formatter_class=_Formatter,
+                       epilog="The reference is an http(s) URL (fetched under the [fetch] settings) or a file of\n"
+                              "plain text (first line = title) or HTML. The story is written to DIR/ID.toml (default:\n"
+                              "the first [plugins] paths folder, else plugins/ next to the config file); enable it\n"
+                              "with a [[stories]] table holding id = \"ID\".\n\nexample:\n"
+                              "  monitor stories add harbour-strike --reference https://example.org/strike.html \\\n"
+                              "      --query '(docker* OR port) AND strike*' --start 2021-03-01 --end 2021-04-30")
+    sa.add_argument("id", help="story ID (lower-case letters, digits, '-', '_', '.')")
+    sa.add_argument("--reference", required=True, metavar="URL|FILE", help="the article that defines the story")
+    sa.add_argument("--query", help="a query the articles must satisfy (docs/query-language.md)")
+    sa.add_argument("--title", help="the story's title (default: the article's)")
+    sa.add_argument("--start", type=_time_arg, metavar="D", help="start of the story window (default: 60 days "
+                    "before the article's date, when known)")
+    sa.add_argument("--end", type=_time_arg, metavar="D", help="end of the story window (default: 60 days after)")
+    sa.add_argument("--output", type=Path, metavar="DIR", help="folder to write ID.toml into")
+    sa.add_argument("--force", action="store_true", help="replace an existing ID.toml")
     sh = ss.add_parser("show", help="a story's full definition")
     sh.add_argument("id")
+    stt = ss.add_parser("test", help="explain, rule by rule, a story's decision on one article")
+    stt.add_argument("id")
+    stt.add_argument("source", metavar="URL|FILE", help="the article: http(s) URL, or a text or HTML file")
+    sb = ss.add_parser("backfill", help="re-score stored articles after a story is added or changed",
+                       formatter_class=_Formatter,
+                       epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
+                              "Run with --dry-run first: it writes nothing and says what would change.")
+    sb.add_argument("id")
+    sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
+    sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
+    sb.add_argument("--dry-run", action="store_true", help="count and show the changes, write nothing")
 
     rules = cmd("rules", "the rule plugins available")
     rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
@@ -285,7 +313,10 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
 
     with _open_store(settings) as store:
         if args.action == "list":
+            from monitor.db.polling import load_poll_states
+
             feeds = store.list_feeds()
+            polls = load_poll_states(store, [f.id for f in feeds])
             if not feeds:
                 print("no feeds yet: add one with `monitor feeds add URL` or under [[feeds]] in the config")
             for f in feeds:
@@ -294,7 +325,8 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
                       f"    last fetch {_ago(f.last_fetched_at)}: {f.last_status or 'never fetched'}"
                       f"{f', {f.error_count} errors in a row' if f.error_count else ''}"
                       f"{f' - {f.last_error}' if f.last_error else ''}\n"
-                      f"    next due {_ago(f.next_due_at) if f.next_due_at else 'now'}")
+                      f"    next due {_ago(f.next_due_at) if f.next_due_at else 'now'}; "
+                      f"{_polling(settings, f, polls.get(f.id))}")
         elif args.action == "add":
             _check_url(args.url)
             feed = store.add_feed(args.url, title=args.title, interval_seconds=int(args.interval) if args.interval else None)
@@ -323,6 +355,28 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _polling(settings: Settings, feed: Any, poll: Any) -> str:
+    """How often the feed is checked, and why: its own interval, the default, or the adapted one."""
+    if feed.interval_seconds is not None:
+        return f"checked every {_span(feed.interval_seconds)} (its own interval)"
+    default = float(settings.schedule.interval)
+    if poll is None or poll.interval is None:
+        return f"checked every {_span(default)} (default)"
+    stale = "; next request without validators (304 for a long time)" if poll.revalidate else ""
+    if poll.activity is None:
+        return f"checked every {_span(poll.interval)} (adaptive, pace not measured yet){stale}"
+    pace = "busy" if poll.interval < default else "quiet" if poll.interval > default else "steady"
+    return (f"checked every {_span(poll.interval)} (adaptive from {_span(default)}: {pace}, "
+            f"{poll.activity:.1f} new entries per check){stale}")
+
+
+def _span(seconds: float) -> str:
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{f'{s % 3600 // 60:02d}m' if s % 3600 >= 60 else ''}"
+    return f"{s // 60}m{f'{s % 60:02d}s' if s % 60 else ''}" if s >= 60 else f"{s}s"
+
+
 def _check_url(url: str) -> None:
     if not re.match(r"^https?://[^/\s]+", url, re.I):
         raise ConfigError(f"{url!r} is not an http(s) URL")
@@ -338,6 +392,11 @@ def _ago(dt: datetime | None) -> str:
 
 
 def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.db.story_state import learned_if_stored
+    from monitor.matching import authoring
+
+    if args.action == "add":
+        return _story_add(settings, args)
     stories = _stories(settings)
     if args.action == "list":
         if not stories:
@@ -346,9 +405,83 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{s.id}{'' if s.enabled else ' (disabled)'}\n    {s.title}\n    window {_window(s)}")
         return 0
     story = next((s for s in stories if s.id == args.id), None)
-    if story is None:
-        raise ConfigError(f"no story {args.id!r}; known: {', '.join(s.id for s in stories) or 'none'}")
-    print(story.describe() if hasattr(story, "describe") else repr(story))
+    if story is None:   # a plugin story not enabled in the config yet (e.g. just added)
+        from monitor.matching import load_stories
+        from monitor.matching.loader import discover
+
+        if args.id not in discover(settings.plugin_dirs).stories:
+            raise ConfigError(f"no story {args.id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
+        [story] = load_stories([{"id": args.id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    if args.action == "show":
+        print(authoring.describe(learned_if_stored(settings.database_url, story)))
+        return 0
+    if args.action == "test":
+        from dataclasses import replace
+
+        from monitor.matching import Matcher
+
+        story = replace(learned_if_stored(settings.database_url, story), enabled=True)
+        read = authoring.read_article(args.source, settings.fetch)
+        result, rules, candidate = Matcher([story]).explain(read.article, story.id)
+        print(f"article: {read.article.title or '(no title)'}\n  {read.source}, published "
+              f"{read.article.published.date().isoformat() if read.article.published else 'unknown'}, "
+              f"{len(read.article.body.split())} words")
+        print(authoring.explain(story, result, rules, candidate))
+        return 0
+    from monitor.backfill import backfill
+    from monitor.db.story_state import load_learned, stored_background
+
+    with _open_store(settings) as store:
+        [story] = load_learned(store, [story])
+        summary = backfill(store, story, since=args.since, until=args.until, dry_run=args.dry_run,
+                           background=stored_background(store), progress=log.info)
+    verb = ("would add", "would remove", "would refresh") if args.dry_run else ("added", "removed", "refreshed")
+    print(f"story {story.id}: {summary.scanned} stored articles scored; {verb[0]} {summary.added} matches, "
+          f"{verb[1]} {summary.removed}, {verb[2]} {summary.updated} that still hold")
+    for heading, samples in ((verb[0], summary.added_samples), (verb[1], summary.removed_samples)):
+        for c in samples:
+            old = f"{c.old_score:.3f}" if c.old_score is not None else "none"
+            print(f"  {heading}: {c.title or '(no title)'}\n      {c.url}  score {old} -> {c.new_score:.3f}")
+    if args.dry_run:
+        print("dry run: nothing was written; run again without --dry-run to apply")
+    return 0
+
+
+def _story_add(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.matching import authoring
+    from monitor.matching.loader import discover, project_plugin_dir
+
+    story_id = authoring.check_story_id(args.id)
+    if args.start and args.end and args.start >= args.end:
+        raise ConfigError("--start must be earlier than --end")
+    folder = (args.output or (settings.plugin_dirs[0] if settings.plugin_dirs else settings.base_dir / "plugins"))
+    folder = folder.resolve()
+    target = folder / f"{story_id}.toml"
+    # The folder the story goes to may not exist yet: look for clashes in those that do.
+    existing = discover([d for d in settings.plugin_dirs if d.is_dir()]).stories.get(story_id)
+    if existing is not None and not (args.force and existing.origin.endswith(f"{folder.name}/{target.name}")):
+        raise ConfigError(f"story {story_id!r} already exists ({existing.origin}); choose another ID"
+                          f"{' or use --force' if existing.origin.endswith(target.name) else ''}")
+    read = authoring.read_article(args.reference, settings.fetch)
+    table, profile = authoring.new_story(story_id, read, title=args.title, query=args.query,
+                                         start=args.start, end=args.end)
+    path = authoring.write_story(table, folder, force=args.force, source=read.source)
+    facets = table["facets"]
+    print(f"wrote {path}\n  title   {table['title']}\n  window  {table.get('start', 'any time')} to "
+          f"{table.get('end', 'open')}")
+    for label, entries in facets.items():
+        print(f"  facet {label}: {', '.join(entries)}")
+    print(f"  terms   {', '.join(list(profile.terms)[:12])} ({len(profile.terms)} in all)")
+    if profile.places:
+        print(f"  places  {', '.join(profile.places[:8])}")
+    if args.query:
+        print(f"  query   {args.query} (required)")
+    searched = {p.resolve() for p in settings.plugin_dirs} | ({project_plugin_dir().resolve()} if project_plugin_dir() else set())
+    if folder not in searched:
+        print(f"\n{folder} is not a plugin folder yet: add it to the config,\n  [plugins]\n  paths = [\"{folder}\"]")
+    print(f"\nto track it, add to the config:\n  [[stories]]\n  id = \"{story_id}\"\n"
+          f"then `monitor stories show {story_id}`, `monitor stories test {story_id} URL|FILE`, and "
+          f"`monitor stories backfill {story_id} --dry-run` for the articles already stored")
     return 0
 
 

@@ -7,6 +7,7 @@ names the key and, where it can be found, the line of the file.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import tomllib
@@ -78,11 +79,16 @@ class ScheduleSettings:
     min_interval: Duration = _key(Duration(300), "Never check a feed more often than this.")
     max_interval: Duration = _key(Duration(6 * 3600), "Never wait longer than this between checks.")
     tick: Duration = _key(Duration(30), "How often the daemon looks for due feeds.")
+    adaptive: bool = _key(True, "Adapt each feed's interval to how busy it is: check feeds that bring several "
+                          "new entries per check more often, quiet ones less often, within min_interval and "
+                          "max_interval. Feeds with an `interval` of their own are never adapted.")
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
     workers: int = _key(0, "Processes extracting article text; 0 = one per CPU core.")
+    timeout: Duration = _key(Duration(30), "Time allowed to extract one page; a page that takes longer is "
+                             "abandoned and its article stored from the feed's text.")
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,86 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    host: str = _key("localhost", "SMTP server that sends alert and digest e-mails.")
+    port: int = _key(587, "SMTP port: 587 for STARTTLS submission, 25 for a local relay.")
+    starttls: bool = _key(True, "Upgrade the connection with STARTTLS before anything is sent; "
+                          "false only for a relay on this machine.")
+    sender: str | None = _key(None, "From address of the e-mails, e.g. monitor@example.org "
+                              "(required once any alert or digest sends e-mail).")
+    username_env: str | None = _key(None, "Name of the environment variable holding the SMTP user name "
+                                    "(none: no login).")
+    password_env: str | None = _key(None, "Name of the environment variable holding the SMTP password; "
+                                    "the password is never read from the file nor logged.")
+    ca_file: str | None = _key(None, "PEM file of certificate authorities to trust instead of the system's "
+                               "(a private mail server), relative to the config file.")
+    timeout: Duration = _key(Duration(30), "Time allowed for each exchange with the SMTP server.")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry_initial: Duration = _key(Duration(60), "Wait before retrying a failed alert or digest; doubles "
+                                   "with every further failure.")
+    retry_max: Duration = _key(Duration(3600), "Longest wait between two retries.")
+    max_attempts: int = _key(8, "Attempts before a message is given up (logged, and its matches marked failed).")
+
+
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    story: str = _key("", "Id of the story whose new matches are sent.", required=True)
+    webhook: str | None = _key(None, "http(s) URL that receives a POST for each batch of new matches.")
+    format: str = _key("json", "Webhook body: json (monitor's own) or slack (a Slack incoming-webhook message).",
+                       choices=("json", "slack"))
+    email: list[str] = _key([], "Addresses that receive an e-mail for each batch (via [smtp]).")
+    interval: Duration = _key(Duration(900), "At most one message per this interval; matches found in "
+                              "between wait and go together.")
+    min_score: float = _key(0.0, "Only matches scoring at least this (0 to 1).")
+    id: str | None = _key(None, "A stable name under which sent matches are remembered; default: derived "
+                          "from the story and the destination (changing those starts afresh).")
+
+    @property
+    def key(self) -> str:
+        """The name delivery state is kept under."""
+        if self.id:
+            return self.id
+        kind, destination = ("webhook", self.webhook) if self.webhook else ("email", ",".join(sorted(self.email)))
+        return f"{self.story}/{kind}-{_digest_of(destination or '')}"
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    cron: str = _key("", "When to send: a cron expression (minute hour day month weekday), e.g. \"0 7 * * *\".",
+                     required=True)
+    timezone: str = _key("UTC", "Time zone of the cron expression, e.g. Europe/Paris.")
+    story: str | None = _key(None, "Id of the story reported; default: every enabled story.")
+    format: str = _key("html", "Format of the digest: text, markdown, html, json or csv.",
+                       choices=("text", "markdown", "html", "json", "csv"))
+    window: Duration = _key(Duration(86400), "The digest covers matches filed in this period before its "
+                            "scheduled time.")
+    email: list[str] = _key([], "Addresses that receive the digest (via [smtp]).")
+    webhook: str | None = _key(None, "http(s) URL that receives the digest in a POST.")
+    path: str | None = _key(None, "File the digest is written to, relative to the config file; strftime codes "
+                            "(%Y-%m-%d) take the scheduled time.")
+    id: str | None = _key(None, "A stable name for this digest's runs; default: derived from its other keys.")
+
+    @property
+    def key(self) -> str:
+        """The name this digest's runs are recorded under."""
+        if self.id:
+            return self.id
+        identity = "|".join([self.cron, self.timezone, self.story or "", self.format, *sorted(self.email),
+                             self.webhook or "", self.path or ""])
+        return f"digest/{self.story or 'all'}-{_digest_of(identity)}"
+
+
+def _digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
@@ -112,6 +198,10 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     feeds: tuple[FeedSettings, ...] = ()
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    alerts: tuple[AlertSettings, ...] = ()
+    digests: tuple[DigestSettings, ...] = ()
     # [[stories]] tables are validated by the matching layer, which knows every story's keys.
     stories: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None            # the file read, if any
@@ -133,7 +223,10 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings, "fetch": FetchSettings, "schedule": ScheduleSettings,
     "extract": ExtractSettings, "log": LogSettings, "plugins": PluginSettings,
+    "smtp": SmtpSettings, "delivery": DeliverySettings,
 }
+# Arrays of tables with typed keys, besides [[feeds]].
+_TABLE_ARRAYS: dict[str, type] = {"alerts": AlertSettings, "digests": DigestSettings}
 _SECTION_HELP = {
     "feeds": "[[feeds]] tables: one per feed.",
     "stories": "[[stories]] tables: the stories to track (see README, 'Stories').",
@@ -190,9 +283,14 @@ def settings_from_dict(data: Mapping[str, Any], *, path: Path | None = None, tex
             if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
                 raise where.error(key, "stories must be [[stories]] tables")
             values["stories"] = tuple(value)
+        elif key in _TABLE_ARRAYS:
+            values[key] = _build_table_array(key, value, where)
         else:
-            raise where.error(key, f"unknown key {key!r}; known: {', '.join(sorted([*_SECTIONS, 'feeds', 'stories']))}")
-    return Settings(**values, path=path)
+            known = sorted([*_SECTIONS, *_TABLE_ARRAYS, "feeds", "stories"])
+            raise where.error(key, f"unknown key {key!r}; known: {', '.join(known)}")
+    settings = Settings(**values, path=path)
+    _check_messaging(settings, where)
+    return settings
 
 
 def _build_feeds(value: Any, where: _Where) -> tuple[FeedSettings, ...]:
@@ -210,6 +308,68 @@ def _build_feeds(value: Any, where: _Where) -> tuple[FeedSettings, ...]:
             seen.add(feed.url)
             feeds.append(feed)
     return tuple(feeds)
+
+
+def _build_table_array(key: str, value: Any, where: _Where) -> tuple[Any, ...]:
+    """[[alerts]] or [[digests]]: each table typed, its destinations checked, keys unique."""
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise where.error(key, f"{key} must be [[{key}]] tables")
+    items = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(value):
+        name = f"{key}[{i}]"
+        item = _build(_TABLE_ARRAYS[key], table, name, where)
+        _check_destinations(item, name, where)
+        if key == "digests":
+            _check_cron(item, name, where)
+        elif not 0.0 <= item.min_score <= 1.0:
+            raise where.error("min_score", f"{name}.min_score must lie in 0-1, got {item.min_score}")
+        if item.key in seen:
+            raise where.error(key, f"{name} repeats {key}[{seen[item.key]}] ({item.key!r}); give each an id")
+        seen[item.key] = i
+        items.append(item)
+    return tuple(items)
+
+
+def _check_destinations(item: AlertSettings | DigestSettings, name: str, where: _Where) -> None:
+    if item.webhook is not None and not re.match(r"^https?://[^/\s]+", item.webhook, re.I):
+        raise where.error("webhook", f"{name}.webhook must be an http(s) URL, got {item.webhook!r}",
+                          value=item.webhook)
+    for address in item.email:
+        if not _EMAIL.match(address):
+            raise where.error("email", f"{name}.email: {address!r} is not an e-mail address", value=address)
+    given = [k for k, v in (("webhook", item.webhook), ("email", item.email),
+                            ("path", getattr(item, "path", None))) if v]
+    if isinstance(item, AlertSettings) and len(given) != 1:
+        raise where.error("story", f"{name}: give exactly one of webhook or email (one [[alerts]] table "
+                                   f"per destination), got {', '.join(given) or 'none'}", value=item.story)
+    if isinstance(item, DigestSettings) and len(given) != 1:
+        raise where.error("cron", f"{name}: give exactly one of email, webhook or path (one [[digests]] table "
+                                  f"per destination), got {', '.join(given) or 'none'}", value=item.cron)
+    if len(item.key) > 200:
+        raise where.error("id", f"{name}.id is longer than 200 characters")
+
+
+def _check_cron(item: DigestSettings, name: str, where: _Where) -> None:
+    from monitor.alerts.cron import CronSchedule
+
+    try:
+        CronSchedule.parse(item.cron, item.timezone)
+    except ValueError as e:
+        raise where.error("cron", f"{name}: {e}", value=item.cron) from None
+
+
+def _check_messaging(settings: Settings, where: _Where) -> None:
+    """E-mail needs a sender; a credential's variable is named, never the credential itself."""
+    mailing = [f"{key}[{i}]" for key in _TABLE_ARRAYS for i, item in enumerate(getattr(settings, key))
+               if item.email]
+    if mailing and not settings.smtp.sender:
+        raise where.error("smtp", f"{mailing[0]} sends e-mail: set sender in [smtp]")
+    for key in ("username_env", "password_env"):
+        name = getattr(settings.smtp, key)
+        if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise where.error(key, f"smtp.{key} must name an environment variable (e.g. MONITOR_SMTP_PASSWORD), "
+                                   "not hold the credential itself")
 
 
 def _build(cls: type, table: Mapping[str, Any], name: str, where: _Where) -> Any:
@@ -292,11 +452,12 @@ class _Where:
 def describe_keys() -> list[tuple[str, str, str]]:
     """(key, default, help) for every setting: `monitor config keys` and the docs test use it."""
     rows: list[tuple[str, str, str]] = []
-    for section, cls in [*_SECTIONS.items(), ("feeds", FeedSettings)]:
+    arrays = {"feeds": FeedSettings, **_TABLE_ARRAYS}
+    for section, cls in [*_SECTIONS.items(), *arrays.items()]:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
-            prefix = "feeds[]" if section == "feeds" else section
+            prefix = f"{section}[]" if section in arrays else section
             rows.append((f"{prefix}.{f.name}", _show(default), f.metadata.get("help", "")))
     rows.append(("stories[]", "", _SECTION_HELP["stories"]))
     return rows

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from monitor.config import Settings
+from monitor.exceptions import MonitorError
 from monitor.pipeline import PassSummary, Pipeline
 
 log = logging.getLogger("monitor.daemon")
@@ -44,35 +45,75 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
-    """One pass over every enabled feed, whatever its schedule."""
-    from monitor.matching import Matcher
+    """One pass over every enabled feed, whatever its schedule; then the alerts and digests due."""
+    from monitor.alerts import prepare_delivery
 
+    prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
     log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
     stop = threading.Event()
-    with _stop_on_signals(stop), Pipeline(settings, store, Matcher(stories), progress=log.info) as pipeline:
-        return pipeline.run_pass(feeds, stop=stop)
+    with _stop_on_signals(stop), Pipeline(settings, store, _matcher(store, stories), progress=log.info) as pipeline:
+        summary = pipeline.run_pass(feeds, stop=stop)
+    if not summary.stopped:
+        _deliver(settings, store, stories)
+    return summary
+
+
+def _matcher(store: Any, stories: Sequence[Any]) -> Any:
+    """The stories as they stand in this database: with the names they learned, and the
+    reference-similarity background estimated from the stored articles (once there are enough)."""
+    from monitor.db.story_state import load_learned, stored_background
+    from monitor.matching import Matcher
+
+    return Matcher(load_learned(store, stories), background=stored_background(store))
+
+
+def _deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
+    """Send the alerts and scheduled digests due now. A failure is logged: it never stops the daemon."""
+    if not settings.alerts and not settings.digests:
+        return
+    from monitor.alerts import deliver_alerts, run_due_digests
+
+    now = datetime.now(timezone.utc)
+    try:
+        if settings.alerts:
+            alerts = deliver_alerts(settings, store, now, stories=stories)
+            if alerts.messages or alerts.failed:
+                log.info("%s", alerts.line())
+        if settings.digests:
+            digests = run_due_digests(settings, store, stories, now)
+            if digests.sent or digests.failed:
+                log.info("%s", digests.line())
+    except MonitorError as e:
+        log.error("delivering alerts and digests: %s", e)
+    except Exception:
+        log.exception("delivering alerts and digests failed unexpectedly")
 
 
 def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     """Check due feeds every `schedule.tick` until SIGINT/SIGTERM; then stop cleanly."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from monitor.matching import Matcher
+    from monitor.alerts import prepare_delivery
 
+    from monitor.db.leases import register_daemon
+
+    prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
     stop = threading.Event()
-    with _stop_on_signals(stop), Pipeline(settings, store, Matcher(stories), progress=log.info) as pipeline:
+    with register_daemon(store.engine), _stop_on_signals(stop), \
+            Pipeline(settings, store, _matcher(store, stories), progress=log.info) as pipeline:
 
         def tick() -> None:
             if stop.is_set():
                 return
             due = store.due_feeds(datetime.now(timezone.utc))
-            if not due:
-                return
-            summary = pipeline.run_pass(due, stop=stop)
-            log.info("%s", summary.line())
+            if due:
+                summary = pipeline.run_pass(due, stop=stop)
+                log.info("%s", summary.line())
+            if not stop.is_set():
+                _deliver(settings, store, stories)
 
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",

@@ -276,3 +276,24 @@ def test_demo_runs_offline_in_one_command() -> None:
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr and "pass done" in p.stderr
     assert "Singapore" in p.stdout and "also carried by" in p.stdout
+
+
+def test_a_second_daemon_on_sqlite_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+    config = make_config(tmp_path, sqlite_url, [])
+    env = dict(os.environ, NO_COLOR="1")
+    first = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp_path.glob("*.daemon.lock")):
+            time.sleep(0.2)
+        time.sleep(1.0)   # the lock is taken right after the lock file appears
+        second = monitor(config, "run", check=False, timeout=60)
+        assert second.returncode == 1
+        assert "SQLite allows one daemon; use PostgreSQL for several" in second.stderr
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=15)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0

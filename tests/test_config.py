@@ -110,7 +110,11 @@ def test_every_key_is_documented_in_the_example_config() -> None:
         section, _, name = key.partition(".")
         if section in ("feeds[]", "stories[]"):
             continue
-        assert re.search(rf"^\[{re.escape(section)}\]", text, re.M), f"[{section}] missing from config.example.toml"
+        if section.endswith("[]"):     # an array of tables, shown commented out: # [[alerts]]
+            header = rf"^#?\s*\[\[{re.escape(section[:-2])}\]\]"
+        else:
+            header = rf"^\[{re.escape(section)}\]"
+        assert re.search(header, text, re.M), f"[{section}] missing from config.example.toml"
         assert re.search(rf"^#?\s*{re.escape(name)}\s*=", text, re.M), f"{key} missing from config.example.toml"
 
 

@@ -19,15 +19,16 @@ from monitor.exceptions import SchemaOutdatedError, StorageError
 _REPO = Path(__file__).resolve().parent.parent
 _TABLES = {"feeds", "entries", "articles", "matches", "page_failures"}
 
-_SECOND_REVISION = '''"""add an index
+_NEWER = "9001"
+_NEWER_REVISION = '''"""add an index
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9001
+Revises: {head}
 """
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -50,10 +51,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def newer_scripts(tmp_path: Path) -> Path:
-    """The real migration scripts plus a revision 0002, as a newer monitor would ship them."""
+    """The real migration scripts plus one more revision, as a newer monitor would ship them."""
     scripts = tmp_path / "alembic"
     shutil.copytree(_REPO / "alembic", scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "2026_12_01_0002_add_an_index.py").write_text(_SECOND_REVISION)
+    text = _NEWER_REVISION.replace("{head}", migrate.head_revision())
+    (scripts / "versions" / f"2099_12_01_{_NEWER}_add_an_index.py").write_text(text)
     return scripts
 
 
@@ -66,7 +68,8 @@ def test_upgrade_from_empty_creates_every_table(engine: Engine) -> None:
     migrate.upgrade(engine)
     assert _TABLES <= set(inspect(engine).get_table_names())
     assert migrate.schema_status(engine) == "current"
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    assert sorted(p.name for p in (_REPO / "alembic" / "versions").glob("*.py"))[-1].split("_")[3] == migrate.head_revision()
 
 
 def test_migrated_schema_matches_models(engine: Engine) -> None:
@@ -95,12 +98,13 @@ def test_require_current_creates_an_empty_database_only_when_asked(engine: Engin
 def test_outdated_schema_is_refused_then_upgraded(
     engine: Engine, newer_scripts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    migrate.upgrade(engine)                  # 0001, by the scripts of today
-    _use_scripts(monkeypatch, newer_scripts)  # a newer monitor that needs 0002
+    head = migrate.head_revision()
+    migrate.upgrade(engine)                  # the head of today's scripts
+    _use_scripts(monkeypatch, newer_scripts)  # a newer monitor that needs one more revision
     assert migrate.schema_status(engine) == "outdated"
     with pytest.raises(SchemaOutdatedError) as refused:
         migrate.require_current(engine, create_if_empty=True)
-    assert str(refused.value) == "database schema is at 0001, this monitor needs 0002: run `monitor db upgrade`"
+    assert str(refused.value) == f"database schema is at {head}, this monitor needs {_NEWER}: run `monitor db upgrade`"
     migrate.upgrade(engine)
     assert migrate.schema_status(engine) == "current"
     assert "ix_articles_feed_url" in {ix["name"] for ix in inspect(engine).get_indexes("articles")}
@@ -110,10 +114,11 @@ def test_schema_newer_than_this_monitor_is_refused(
     engine: Engine, newer_scripts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _use_scripts(monkeypatch, newer_scripts)
-    migrate.upgrade(engine)                  # 0002, by a newer monitor
-    monkeypatch.undo()                       # back to this monitor, which knows only 0001
+    migrate.upgrade(engine)                  # by a newer monitor
+    monkeypatch.undo()                       # back to this monitor, which does not know that revision
     assert migrate.schema_status(engine) == "ahead"
-    with pytest.raises(SchemaOutdatedError, match=r"at 0002, newer than this monitor \(0001\); upgrade monitor"):
+    head = migrate.head_revision()
+    with pytest.raises(SchemaOutdatedError, match=rf"at {_NEWER}, newer than this monitor \({head}\); upgrade monitor"):
         migrate.require_current(engine, create_if_empty=True)
 
 

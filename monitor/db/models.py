@@ -88,6 +88,11 @@ class Feed(Base):
     error_count: Mapped[int] = mapped_column(default=0)
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The daemon working on the feed now (monitor.db.leases); the token grows with every claim
+    # and fences the result of a daemon whose lease was taken over.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[int] = mapped_column(default=0, server_default="0")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Entry(Base):
@@ -148,3 +153,105 @@ class PageFailure(Base):
     error: Mapped[str] = mapped_column(SafeText)
     attempts: Mapped[int] = mapped_column(default=1)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SingletonRun(Base):
+    """A job run that must happen once across every daemon (monitor.db.leases.run_once_per)."""
+
+    __tablename__ = "singleton_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(200))
+    run_key: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryNameSighting(Base):
+    """A name a confident match brought to a story; names seen often enough are learned
+    (monitor.matching.evolve, monitor.db.story_state)."""
+
+    __tablename__ = "story_name_sightings"
+    __table_args__ = (UniqueConstraint("story_id", "name", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(SafeText)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    outlet: Mapped[str] = mapped_column(SafeText)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertState(Base):
+    """A configured alert's batching state, shared by every daemon (monitor.db.alerts)."""
+
+    __tablename__ = "alert_states"
+
+    alert_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)     # matches from then on are sent
+    next_send_at: Mapped[datetime] = mapped_column(UTCDateTime)   # no message goes before this
+    failures: Mapped[int] = mapped_column(default=0)              # failed attempts in a row
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(SafeText)
+
+
+class AlertDelivery(Base):
+    """An article an alert owes its destination: claimed before sending, marked sent after."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(200))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))                # pending, sending, sent, failed
+    batch: Mapped[str | None] = mapped_column(String(32))         # the claim that is sending it
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(SafeText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DigestRun(Base):
+    """One scheduled digest time: whoever inserts the row sends it, so it goes out once."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("digest_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[str] = mapped_column(String(200))
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))                # sending, sent, failed, given-up
+    attempts: Mapped[int] = mapped_column(default=1)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(SafeText)
+
+
+class FeedPolling(Base):
+    """What the polling policy (monitor.schedule.next_check) remembers about a feed between checks."""
+
+    __tablename__ = "feed_polling"
+
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True)
+    interval_seconds: Mapped[float | None] = mapped_column(Float)   # adapted interval; None = configured
+    activity: Mapped[float | None] = mapped_column(Float)           # smoothed new entries per check
+    checks: Mapped[int] = mapped_column(default=0)                  # successful checks so far
+    unchanged_since: Mapped[datetime | None] = mapped_column(UTCDateTime)   # start of the run of 304s
+    unchanged_checks: Mapped[int] = mapped_column(default=0)
+    revalidate: Mapped[bool] = mapped_column(default=False)         # next request without validators
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FeedMove(Base):
+    """A feed URL that answered 301/308: a configuration still naming it is pointed at the new one."""
+
+    __tablename__ = "feed_moves"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    old_url: Mapped[str] = mapped_column(SafeText, unique=True)
+    new_url: Mapped[str] = mapped_column(SafeText)
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime)
