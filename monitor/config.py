@@ -79,6 +79,8 @@ class ScheduleSettings:
     min_interval: Duration = _key(Duration(300), "Never check a feed more often than this.")
     max_interval: Duration = _key(Duration(6 * 3600), "Never wait longer than this between checks.")
     tick: Duration = _key(Duration(30), "How often the daemon looks for due feeds.")
+    lease: Duration = _key(Duration(300), "With several daemons on PostgreSQL: how long a daemon holds the feeds it "
+                           "claimed (renewed while it works); a crashed daemon's feeds are taken over after this.")
     adaptive: bool = _key(True, "Adapt each feed's interval to how busy it is: check feeds that bring several "
                           "new entries per check more often, quiet ones less often, within min_interval and "
                           "max_interval. Feeds with an `interval` of their own are never adapted.")

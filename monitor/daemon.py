@@ -98,19 +98,35 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
 
     from monitor.alerts import prepare_delivery
 
-    from monitor.db.leases import register_daemon
+    from monitor.db.leases import claim_due_feeds, new_owner, register_daemon
 
     prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
     stop = threading.Event()
+    # SQLite serves one daemon (register_daemon refuses a second); PostgreSQL any number, which
+    # claim due feeds with leases so that no feed is checked by two daemons at once.
+    shared = store.dialect_name == "postgresql"
+    # A daemon claims as many feeds as it fetches at once, and claims again when they are done,
+    # so that the feeds spread over the daemons instead of all going to the first one to tick.
+    owner, batch = new_owner(), max(1, settings.fetch.concurrency)
+    # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     with register_daemon(store.engine), _stop_on_signals(stop), \
             Pipeline(settings, store, _matcher(store, stories), progress=log.info) as pipeline:
 
         def tick() -> None:
             if stop.is_set():
                 return
-            due = store.due_feeds(datetime.now(timezone.utc))
-            if due:
-                summary = pipeline.run_pass(due, stop=stop)
+            now = datetime.now(timezone.utc)
+            if shared:
+                # Several daemons may share this database: work only on the feeds leased to us.
+                claims = claim_due_feeds(store.engine, owner, now, batch, float(settings.schedule.lease))
+                due, summary = [c.feed for c in claims], None
+                if claims:
+                    summary = pipeline.run_pass(due, stop=stop, claims=claims)
+            else:
+                due = store.due_feeds(now)
+                summary = pipeline.run_pass(due, stop=stop) if due else None
+            if summary is not None:
                 log.info("%s", summary.line())
             if not stop.is_set():
                 _deliver(settings, store, stories)

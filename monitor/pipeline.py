@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
 from monitor.config import Settings
+from monitor.db.leases import Claim, release, release_many, renew
+from monitor.db.story_state import record_learning
 from monitor.db.polling import load_poll_states, moved_to, record_move, save_poll_state
 from monitor.db.store import Store
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
@@ -173,10 +175,17 @@ class Pipeline:
 
     # -- the pass --------------------------------------------------------------------------
 
-    def run_pass(self, feeds: Sequence[FeedState], *, stop: threading.Event | None = None) -> PassSummary:
-        """Check `feeds`, store every new article and match. Never raises for a bad feed or page."""
+    def run_pass(self, feeds: Sequence[FeedState], *, stop: threading.Event | None = None,
+                 claims: Sequence[Claim] = ()) -> PassSummary:
+        """Check `feeds`, store every new article and match. Never raises for a bad feed or page.
+
+        With `claims` (leases on the feeds, when several daemons share the database) the leases are
+        renewed while the pass works, and each feed's result is written only while its lease is
+        still held; feeds left unfinished by a stop are handed back.
+        """
         stop = stop or threading.Event()
         started = time.monotonic()
+        self._leases = _Leases(self.store, claims, self.settings.schedule.lease)
         feeds = self._skip_moved(feeds)
         summary = PassSummary(feeds=len(feeds))
         errors_before = self.matcher.rule_errors
@@ -230,6 +239,7 @@ class Pipeline:
                     if kind != "feed":
                         self._release(ctx.cand if kind == "extract" else ctx, summary, progress, retry=True)
             self._abandon_slow_extractions(futures, summary, progress)
+            self._leases.maybe_renew()
             ticker.maybe_report(summary)
 
         if stop.is_set() and futures:
@@ -237,6 +247,7 @@ class Pipeline:
             for fut in futures:
                 fut.cancel()
             log.info("stop requested: %d unfinished tasks abandoned; they run again next time", len(futures))
+        self._leases.hand_back_unfinished()
         summary.rule_errors = self.matcher.rule_errors - errors_before
         summary.seconds = time.monotonic() - started
         return summary
@@ -342,30 +353,32 @@ class Pipeline:
         nxt = next_check(outcome, error_count=feed.error_count, interval=feed.interval_seconds,
                          settings=self.settings.schedule, now=now, poll=check.poll)
         if ok:
-            save_poll_state(self.store, feed.id, nxt.poll, now)
             status = "not-modified" if fetched is not None and fetched.not_modified else "ok"
+            keep_validators = fp.retry_later or status == "not-modified"
+            if not self._leases.record(
+                    feed, fetched_at=now, status=status, error=None, error_count=0, next_due_at=nxt.due_at,
+                    etag=None if keep_validators else (fetched.etag if fetched else None),
+                    last_modified=None if keep_validators else (fetched.last_modified if fetched else None),
+                    title=parsed.title if parsed and parsed.title and not feed.title else None,
+                    new_url=fetched.permanent_redirect if fetched else None):
+                return
+            save_poll_state(self.store, feed.id, nxt.poll, now)
             summary.feeds_not_modified += status == "not-modified"
             summary.feeds_ok += status == "ok"
-            keep_validators = fp.retry_later or status == "not-modified"
-            self.store.record_feed_result(
-                feed.id, fetched_at=now, status=status, error=None, error_count=0, next_due_at=nxt.due_at,
-                etag=None if keep_validators else (fetched.etag if fetched else None),
-                last_modified=None if keep_validators else (fetched.last_modified if fetched else None),
-                title=parsed.title if parsed and parsed.title and not feed.title else None,
-                new_url=fetched.permanent_redirect if fetched else None)
             if fetched is not None and fetched.permanent_redirect and fetched.permanent_redirect != feed.url:
                 log.info("%s: moved permanently to %s; checked there from now on", feed.url, fetched.permanent_redirect)
                 record_move(self.store, feed.url, fetched.permanent_redirect, now)
             if parsed is not None and parsed.problem:
                 log.info("%s: feed is malformed but readable (%s)", feed.url, parsed.problem)
         else:
-            summary.feeds_failed += 1
             status = "blocked" if type(error).__name__ == "BlockedAddressError" else "error"
+            if not self._leases.record(feed, fetched_at=now, status=status, error=str(error),
+                                       error_count=nxt.error_count, next_due_at=nxt.due_at,
+                                       enabled=None if nxt.enabled else False):
+                return
+            summary.feeds_failed += 1
             log.warning("feed failed: %s", error)
-            self.store.record_feed_result(feed.id, fetched_at=now, status=status, error=str(error),
-                                          error_count=nxt.error_count, next_due_at=nxt.due_at)
             if not nxt.enabled:
-                self.store.set_feed_enabled(feed.url, False)
                 log.warning("%s: disabled after %d failures (re-enable with `monitor feeds enable`)",
                             feed.url, nxt.error_count)
 
@@ -469,7 +482,9 @@ class Pipeline:
             self._release(cand, summary, progress, retry=not gave_up)
             return
         results = self._match(article)
-        _, created, added = self.store.store_article(article, results, [(cand.feed.id, cand.entry.key, cand.url)], now)
+        article_id, created, added = self.store.store_article(article, results, [(cand.feed.id, cand.entry.key, cand.url)], now)
+        if created and any(r.matched for r in results):
+            record_learning(self.store, article_id, article, results, self.matcher.stories)
         if created:
             summary.new_articles += 1
             summary.from_feed_text += article.source != "page"
@@ -541,6 +556,46 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()
+
+
+class _Leases:
+    """Where a pass writes each feed's result: straight to the store, or, under leases, fenced by
+    the claim so that a daemon whose lease was taken over drops its result instead."""
+
+    def __init__(self, store: Store, claims: Sequence[Claim], lease_seconds: float) -> None:
+        self.store, self.lease_seconds = store, float(lease_seconds)
+        self.leased = bool(claims)
+        self.held: dict[int, Claim] = {c.feed.id: c for c in claims}
+        self.renewed = time.monotonic()
+
+    def record(self, feed: FeedState, *, enabled: bool | None = None, **result: Any) -> bool:
+        """Store the feed's result; False when the lease was lost (nothing written)."""
+        if not self.leased:
+            self.store.record_feed_result(feed.id, **result)
+            if enabled is False:
+                self.store.set_feed_enabled(feed.url, False)
+            return True
+        claim = self.held.pop(feed.id, None)
+        if claim is not None and release(self.store.engine, claim, enabled=enabled, **result):
+            return True
+        log.warning("%s: lease lost to another daemon; its result of this check is dropped", feed.url)
+        return False
+
+    def maybe_renew(self) -> None:
+        """Renew the leases a third of the way through, so long work keeps its feeds."""
+        if not self.held or time.monotonic() - self.renewed < self.lease_seconds / 3:
+            return
+        self.renewed = time.monotonic()
+        kept = renew(self.store.engine, list(self.held.values()), utcnow(), self.lease_seconds)
+        lost = set(self.held) - {c.feed.id for c in kept}
+        for feed_id in lost:
+            log.warning("%s: lease expired and was taken over", self.held[feed_id].feed.url)
+        self.held = {c.feed.id: c for c in kept}
+
+    def hand_back_unfinished(self) -> None:
+        if self.held:
+            release_many(self.store.engine, [(claim, {}) for claim in self.held.values()])
+            self.held = {}
 
 
 def _charset(fetched: FetchResult) -> str | None:
