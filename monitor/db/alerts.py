@@ -10,20 +10,16 @@ process died stays unsent rather than risk a duplicate (it is marked failed, int
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor._types import StoredMatch
 from monitor.db import models as m
-from monitor.db.engine import describe_error, masked_url
-from monitor.exceptions import StorageError
+from monitor.db.engine import dialect_insert, transaction
 
 __all__ = ["AlertClaim", "AlertLedger"]
 
@@ -46,7 +42,7 @@ class AlertLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect_insert(engine)
 
     # -- alerts
 
@@ -189,13 +185,8 @@ class AlertLedger:
         with self._transaction() as conn:
             return [tuple(row) for row in conn.execute(stmt)]  # type: ignore[misc]
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise StorageError(f"database {masked_url(self._engine.url)}: {describe_error(e)}") from e
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        return transaction(self._engine)
 
 
 def _matches(conn: Connection, story_id: str, article_ids: list[int]) -> tuple[StoredMatch, ...]:

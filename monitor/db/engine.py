@@ -1,9 +1,12 @@
 """Engines for the two supported databases: SQLite (default) and PostgreSQL."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.exceptions import StorageError
@@ -90,3 +93,22 @@ def _hint(backend: str) -> str:
     if backend == "sqlite":
         return "check that the folder exists and is writable"
     return "check that the server is running and the host, port, user, password and database name are right"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction; a database error comes out as a StorageError naming the database."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as e:
+        raise StorageError(f"database {masked_url(engine.url)}: {describe_error(e)}") from e
+
+
+def dialect_insert(engine: Engine) -> Callable[[Any], sqlite.Insert | postgresql.Insert]:
+    """The INSERT construct with ON CONFLICT (insert-or-ignore, upsert) for the engine's dialect."""
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert
+    raise StorageError(f"unsupported database dialect {engine.dialect.name!r}: use SQLite or PostgreSQL")

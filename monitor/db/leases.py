@@ -33,14 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, exists, func, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Row, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from monitor._types import FeedState
 from monitor.db import models as m
-from monitor.db.engine import describe_error, masked_url
+from monitor.db.engine import describe_error, dialect_insert, masked_url, transaction
 from monitor.exceptions import StorageError
 
 __all__ = ["Claim", "advisory_lock", "claim_due_feeds", "new_owner", "register_daemon", "release",
@@ -93,7 +92,7 @@ def claim_due_feeds(engine: Engine, owner: str, now: datetime, limit: int, lease
         .values(lease_owner=owner, lease_token=m.Feed.lease_token + 1, lease_expires_at=expires_at)
         .returning(*m.Feed.__table__.columns)
     )
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         rows = conn.execute(stmt).all()
     rows.sort(key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
     return [Claim(feed=_feed_state(row), owner=owner, token=row.lease_token, expires_at=expires_at) for row in rows]
@@ -107,7 +106,7 @@ def renew(engine: Engine, claims: Sequence[Claim], now: datetime, lease_seconds:
     """
     expires_at = now + timedelta(seconds=lease_seconds)
     held: set[int] = set()
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         for start in range(0, len(claims), _CHUNK):
             chunk = claims[start:start + _CHUNK]
             keys = [(c.feed.id, c.token, c.owner) for c in chunk]
@@ -162,7 +161,7 @@ def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, An
     """
     updates = [(claim, *_release_values(claim, dict(result))) for claim, result in releases]
     held: list[bool] = []
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         for claim, values, new_url in updates:
             fenced = update(m.Feed).where(
                 m.Feed.id == claim.feed.id, m.Feed.lease_token == claim.token, m.Feed.lease_owner == claim.owner
@@ -218,9 +217,9 @@ def run_once_per(engine: Engine, job: str, key: str, owner: str, *, now: datetim
     for value, what in ((job, "job name"), (key, "job run key"), (owner, "job owner")):
         _check_name(value, what)
     row = {"job": job, "run_key": key, "owner": owner, "claimed_at": now or datetime.now(UTC)}
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(m.SingletonRun)
+    insert = dialect_insert(engine)(m.SingletonRun)
     stmt = insert.values(row).on_conflict_do_nothing(index_elements=["job", "run_key"]).returning(m.SingletonRun.id)
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         return conn.scalar(stmt) is not None
 
 
@@ -325,15 +324,6 @@ def _read_pid(fd: int) -> str:
 
 
 # --
-
-@contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
-    try:
-        with engine.begin() as conn:
-            yield conn
-    except SQLAlchemyError as e:
-        raise StorageError(f"database {masked_url(engine.url)}: {describe_error(e)}") from e
-
 
 def _check_name(value: str, what: str) -> None:
     if not value or len(value) > _MAX_NAME:

@@ -6,20 +6,17 @@ articles for tf-idf, the names confident matches taught each story, and the writ
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, func, select, update
 
 from monitor._types import Article, MatchResult
 from monitor.db import models as m
-from monitor.db.engine import describe_error, masked_url
-from monitor.exceptions import MonitorError, StorageError
+from monitor.db.engine import dialect_insert, transaction
+from monitor.exceptions import MonitorError
 from monitor.matching.base import Story
 from monitor.matching.evolve import choose_learned, learnable_names, outlet_of, with_learned
 from monitor.matching.profile import Background, background
@@ -42,7 +39,7 @@ def stored_background(store: Any, *, sample: int = 5000,
     df: dict[str, int] = {}
     documents = 0
     stmt = select(m.Article.title, m.Article.body).order_by(m.Article.id.desc()).limit(sample)
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         for title, body in conn.execute(stmt):
             documents += 1
             for token in set(tokenize(f"{title}\n{body}")):
@@ -64,8 +61,8 @@ def record_learning(store: Any, article_id: int, article: Article, results: Sequ
             for name in learnable_names(by_id[r.story_id], article, r)]
     if not rows:
         return 0
-    with _transaction(store) as conn:
-        stmt = (_insert(store)(m.StoryNameSighting).values(rows)
+    with transaction(store.engine) as conn:
+        stmt = (dialect_insert(store.engine)(m.StoryNameSighting).values(rows)
                 .on_conflict_do_nothing(index_elements=["story_id", "name", "article_id"])
                 .returning(m.StoryNameSighting.id))
         return len(conn.execute(stmt).all())
@@ -76,7 +73,7 @@ def forget_sightings(store: Any, story_id: str, article_ids: Iterable[int]) -> i
     ids = list(article_ids)
     deleted = 0
     for start in range(0, len(ids), _CHUNK):
-        with _transaction(store) as conn:
+        with transaction(store.engine) as conn:
             stmt = delete(m.StoryNameSighting).where(m.StoryNameSighting.story_id == story_id,
                                                      m.StoryNameSighting.article_id.in_(ids[start:start + _CHUNK]))
             deleted += conn.execute(stmt).rowcount
@@ -92,7 +89,7 @@ def learned_names(store: Any, story_ids: Sequence[str]) -> dict[str, tuple[str, 
             .where(s.story_id.in_(list(story_ids)))
             .group_by(s.story_id, s.name))
     seen: dict[str, list[tuple[str, int, int]]] = {}
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         for story_id, name, articles, outlets in conn.execute(stmt):
             seen.setdefault(story_id, []).append((name, articles, outlets))
     return {story_id: names for story_id, rows in seen.items() if (names := choose_learned(rows))}
@@ -127,7 +124,7 @@ def learned_if_stored(database_url: str, story: Story) -> Story:
 def match_scores(store: Any, story_id: str) -> dict[int, float]:
     """Article id -> stored score of every match of `story_id`."""
     stmt = select(m.Match.article_id, m.Match.score).where(m.Match.story_id == story_id)
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         return {article_id: score for article_id, score in conn.execute(stmt)}
 
 
@@ -139,11 +136,11 @@ def write_matches(store: Any, story_id: str, *, add: Sequence[tuple[int, MatchRe
     Returns (added, updated, removed)."""
     at = at or datetime.now(UTC)
     added = updated = removed = 0
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         if add:
             rows = [{"story_id": story_id, "article_id": article_id, "matched_at": at, **_match_values(r)}
                     for article_id, r in add]
-            stmt = (_insert(store)(m.Match).values(rows)
+            stmt = (dialect_insert(store.engine)(m.Match).values(rows)
                     .on_conflict_do_nothing(index_elements=["story_id", "article_id"]).returning(m.Match.id))
             added = len(conn.execute(stmt).all())
         for article_id, result in update_:
@@ -160,18 +157,3 @@ def write_matches(store: Any, story_id: str, *, add: Sequence[tuple[int, MatchRe
 def _match_values(result: MatchResult) -> dict[str, Any]:
     return {"score": float(result.score), "evidence": list(result.evidence),
             "rule_versions": dict(result.rule_versions), "best_passage": result.best_passage}
-
-
-# --
-
-def _insert(store: Any) -> Any:
-    return postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
-
-
-@contextmanager
-def _transaction(store: Any) -> Iterator[Connection]:
-    try:
-        with store.engine.begin() as conn:
-            yield conn
-    except SQLAlchemyError as e:
-        raise StorageError(f"database {masked_url(store.engine.url)}: {describe_error(e)}") from e
