@@ -53,9 +53,18 @@ def is_http_url(url: str) -> bool:
     """True when `url` is an absolute http or https URL with a host."""
     try:
         parts = urlsplit(url.strip())
-        return parts.scheme.lower() in _HTTP_SCHEMES and bool(parts.hostname)
+        return parts.scheme.lower() in _HTTP_SCHEMES and _usable_host(parts.hostname)
     except ValueError:
         return False
+
+
+def _usable_host(hostname: str | None) -> bool:
+    """A host a request could go to: not empty once normalised ("." is not a host), no control
+    characters or spaces."""
+    if not hostname:
+        return False
+    host = _normalize_host(hostname)
+    return bool(host) and not any(ord(c) < 0x21 or c in '<>"{}|\\^`' for c in host)
 
 
 def absolute_http_url(href: str | None, base: str | None) -> str | None:
@@ -76,7 +85,7 @@ def absolute_http_url(href: str | None, base: str | None) -> str | None:
 def _canonicalize(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in _HTTP_SCHEMES or not parts.hostname:
+    if scheme not in _HTTP_SCHEMES or not _usable_host(parts.hostname):
         return url
     host = _normalize_host(parts.hostname)
     port = parts.port   # raises ValueError for a junk port: the caller returns the input

@@ -99,3 +99,12 @@ def test_canonicalize_never_raises_and_is_idempotent(url: str) -> None:
 def test_absolute_http_url_only_returns_http(href: str, base: str | None) -> None:
     result = absolute_http_url(href, base)
     assert result is None or is_http_url(result)
+
+
+def test_a_host_that_normalises_to_nothing_is_not_a_link() -> None:
+    """Found by the property tests: "http://./" canonicalised to the host-less "http:///"."""
+    for url in ("http://./?q=1", "http:///?q=", "http://..//x", "http://\x08/0"):
+        assert not is_http_url(url), url
+        assert absolute_http_url(url, None) is None, url
+    assert not is_http_url("http://a b/")
+    assert is_http_url("http://a..b/") and is_http_url("http://[::1]/x")
