@@ -31,7 +31,7 @@ from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchRe
 from monitor.config import Settings
 from monitor.db.leases import Claim, release, release_many, renew
 from monitor.db.story_state import record_learning
-from monitor.db.polling import load_poll_states, moved_to, record_move, save_poll_state
+from monitor.db.polling import load_poll_states, moved_to, record_move, save_poll_state, write_poll_state
 from monitor.db.store import Store
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_page, html_to_text
@@ -102,6 +102,7 @@ class _Candidate:
     entry: FeedEntry
     url: str                 # canonical
     link: str                # as given by the feed
+    failed_before: bool = False   # earlier passes recorded failed fetches of the page
 
 
 @dataclass
@@ -329,7 +330,7 @@ class Pipeline:
                 settled.append((e.key, url))     # given up on earlier passes
             else:
                 in_pass.add(url)
-                cands.append(_Candidate(feed, title, e, url, e.link or url))
+                cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts))
         if settled:
             self.store.record_entries(feed.id, settled, now)
         return cands
@@ -360,9 +361,8 @@ class Pipeline:
                     etag=None if keep_validators else (fetched.etag if fetched else None),
                     last_modified=None if keep_validators else (fetched.last_modified if fetched else None),
                     title=parsed.title if parsed and parsed.title and not feed.title else None,
-                    new_url=fetched.permanent_redirect if fetched else None):
+                    new_url=fetched.permanent_redirect if fetched else None, poll=nxt.poll):
                 return
-            save_poll_state(self.store, feed.id, nxt.poll, now)
             summary.feeds_not_modified += status == "not-modified"
             summary.feeds_ok += status == "ok"
             if fetched is not None and fetched.permanent_redirect and fetched.permanent_redirect != feed.url:
@@ -482,7 +482,9 @@ class Pipeline:
             self._release(cand, summary, progress, retry=not gave_up)
             return
         results = self._match(article)
-        article_id, created, added = self.store.store_article(article, results, [(cand.feed.id, cand.entry.key, cand.url)], now)
+        article_id, created, added = self.store.store_article(
+            article, results, [(cand.feed.id, cand.entry.key, cand.url)], now,
+            clear_failure=fetched is not None and cand.failed_before)
         if created and any(r.matched for r in results):
             record_learning(self.store, article_id, article, results, self.matcher.stories)
         if created:
@@ -492,8 +494,6 @@ class Pipeline:
             for r in results:
                 if r.matched:
                     summary.matches_by_story[r.story_id] += 1
-        if fetched is not None:
-            self.store.clear_page_failure(cand.url)
         self._release(cand, summary, progress, retry=False)
 
     def _match(self, article: Article) -> list[MatchResult]:
@@ -568,15 +568,21 @@ class _Leases:
         self.held: dict[int, Claim] = {c.feed.id: c for c in claims}
         self.renewed = time.monotonic()
 
-    def record(self, feed: FeedState, *, enabled: bool | None = None, **result: Any) -> bool:
-        """Store the feed's result; False when the lease was lost (nothing written)."""
+    def record(self, feed: FeedState, *, enabled: bool | None = None, poll: PollState | None = None,
+               **result: Any) -> bool:
+        """Store the feed's result (and its new poll state); False when the lease was lost (nothing written)."""
         if not self.leased:
-            self.store.record_feed_result(feed.id, **result)
+            at = result["fetched_at"]
+            self.store.record_feed_result(
+                feed.id, **result,
+                then=None if poll is None else lambda conn: write_poll_state(conn, self.store, feed.id, poll, at))
             if enabled is False:
                 self.store.set_feed_enabled(feed.url, False)
             return True
         claim = self.held.pop(feed.id, None)
         if claim is not None and release(self.store.engine, claim, enabled=enabled, **result):
+            if poll is not None:
+                save_poll_state(self.store, feed.id, poll, result["fetched_at"])
             return True
         log.warning("%s: lease lost to another daemon; its result of this check is dropped", feed.url)
         return False

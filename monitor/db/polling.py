@@ -45,6 +45,13 @@ def load_poll_states(store: Store, feed_ids: Iterable[int]) -> dict[int, PollSta
 
 def save_poll_state(store: Store, feed_id: int, state: PollState, at: datetime | None = None) -> None:
     """Store `state` as the feed's poll state (insert or replace). A removed feed is ignored."""
+    with _transaction(store) as conn:
+        write_poll_state(conn, store, feed_id, state, at)
+
+
+def write_poll_state(conn: Connection, store: Store, feed_id: int, state: PollState,
+                     at: datetime | None = None) -> None:
+    """`save_poll_state` inside the caller's transaction `conn` (with the feed's result, say)."""
     values: Mapping[str, object] = {
         "interval_seconds": state.interval, "activity": state.activity, "checks": state.checks,
         "unchanged_since": state.unchanged_since, "unchanged_checks": state.unchanged_checks,
@@ -53,10 +60,9 @@ def save_poll_state(store: Store, feed_id: int, state: PollState, at: datetime |
     insert = postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
     stmt = insert(m.FeedPolling).values(feed_id=feed_id, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["feed_id"], set_=dict(values))
-    with _transaction(store) as conn:
-        # The feed may have been removed while it was being checked: then there is nothing to remember.
-        if conn.scalar(select(m.Feed.id).where(m.Feed.id == feed_id)) is not None:
-            conn.execute(stmt)
+    # The feed may have been removed while it was being checked: then there is nothing to remember.
+    if conn.scalar(select(m.Feed.id).where(m.Feed.id == feed_id)) is not None:
+        conn.execute(stmt)
 
 
 def record_move(store: Store, old_url: str, new_url: str, at: datetime | None = None) -> None:

@@ -57,6 +57,11 @@ class Store:
         self.engine = engine
         self.dialect_name = engine.dialect.name
         self._insert = _dialect_insert(self.dialect_name)
+        # Built once, values bound at execution: SQLAlchemy then compiles each only once, where a
+        # statement built with .values(row) per article costs more Python than the database work.
+        self._add_entries = self._insert(m.Entry).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
+        self._add_article = (self._insert(m.Article).on_conflict_do_nothing(index_elements=["url"])
+                             .returning(m.Article.id))
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
@@ -147,10 +152,12 @@ class Store:
         last_modified: str | None = None,
         title: str | None = None,
         new_url: str | None = None,
+        then: Callable[[Connection], None] | None = None,
     ) -> None:
         """Store the outcome of one fetch. None for etag, last_modified or title keeps the stored value.
 
         `new_url` (a permanent redirect) replaces the feed's URL unless another feed already has it.
+        `then` writes more of the same check in the same transaction (one commit per feed).
         """
         values: dict[str, Any] = {
             "last_fetched_at": fetched_at,
@@ -169,6 +176,8 @@ class Store:
                 other = aliased(m.Feed)
                 taken = exists(select(other.id).where(other.url == new_url))
                 conn.execute(update(m.Feed).where(m.Feed.id == feed_id, ~taken).values(url=new_url))
+            if then is not None:
+                then(conn)
 
     def set_feed_enabled(self, url: str, enabled: bool) -> bool:
         """Enable or disable a feed; False when no feed has `url`."""
@@ -205,10 +214,7 @@ class Store:
             for feed_id, key, article_url in rows
         }
         if by_key:
-            conn.execute(
-                self._insert(m.Entry).values(list(by_key.values()))
-                .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-            )
+            conn.execute(self._add_entries, list(by_key.values()))
 
     def known_article_urls(self, urls: Iterable[str]) -> set[str]:
         """The canonical URLs among `urls` that have a stored article."""
@@ -225,16 +231,20 @@ class Store:
             return self._insert_article(conn, article)
 
     def store_article(self, article: Article, results: Sequence[MatchResult],
-                      entries: Sequence[tuple[int, str, str | None]], at: datetime) -> tuple[int, bool, int]:
+                      entries: Sequence[tuple[int, str, str | None]], at: datetime, *,
+                      clear_failure: bool = False) -> tuple[int, bool, int]:
         """Store an article, its matches and the feed entries that named it, all or nothing.
 
-        `entries` are (feed id, entry key, canonical URL). Returns (article id, whether the article
-        was added, matches added). One transaction, so a crash leaves either all of it or none.
+        `entries` are (feed id, entry key, canonical URL); `clear_failure` also forgets the failed
+        fetches of the article's page. Returns (article id, whether the article was added, matches
+        added). One transaction, so a crash leaves either all of it or none.
         """
         with self._transaction() as conn:
             article_id, created = self._insert_article(conn, article)
             added = self._insert_matches(conn, article_id, results, at)
             self._insert_entries(conn, entries, at)
+            if clear_failure:
+                conn.execute(delete(m.PageFailure).where(m.PageFailure.url == article.url))
         return article_id, created, added
 
     def _insert_article(self, conn: Connection, article: Article) -> tuple[int, bool]:
@@ -255,12 +265,7 @@ class Store:
             "fetched_at": article.fetched_at,
             "content_hash": hashlib.sha256(m.clean_text(article.body).encode("utf-8")).hexdigest(),
         }
-        stmt = (
-            self._insert(m.Article).values(row)
-            .on_conflict_do_nothing(index_elements=["url"])
-            .returning(m.Article.id)
-        )
-        added_id = conn.scalar(stmt)
+        added_id = conn.scalar(self._add_article, row)
         if added_id is not None:
             return added_id, True
         return conn.scalars(select(m.Article.id).where(m.Article.url == m.clean_text(article.url))).one(), False
