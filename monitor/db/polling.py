@@ -8,18 +8,14 @@ configuration still naming the old URL does not bring the old feed back.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import models as m
-from monitor.db.engine import describe_error, masked_url
+from monitor.db.engine import dialect_insert, transaction
 from monitor.db.store import Store
-from monitor.exceptions import StorageError
 from monitor.schedule import PollState
 
 __all__ = ["load_poll_states", "moved_to", "record_move", "save_poll_state"]
@@ -32,7 +28,7 @@ def load_poll_states(store: Store, feed_ids: Iterable[int]) -> dict[int, PollSta
     """The stored poll state of each of `feed_ids` that has one."""
     ids = list(dict.fromkeys(feed_ids))
     states: dict[int, PollState] = {}
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         for start in range(0, len(ids), _CHUNK):
             stmt = select(m.FeedPolling).where(m.FeedPolling.feed_id.in_(ids[start:start + _CHUNK]))
             for row in conn.execute(stmt):
@@ -45,7 +41,7 @@ def load_poll_states(store: Store, feed_ids: Iterable[int]) -> dict[int, PollSta
 
 def save_poll_state(store: Store, feed_id: int, state: PollState, at: datetime | None = None) -> None:
     """Store `state` as the feed's poll state (insert or replace). A removed feed is ignored."""
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         write_poll_state(conn, store, feed_id, state, at)
 
 
@@ -57,7 +53,7 @@ def write_poll_state(conn: Connection, store: Store, feed_id: int, state: PollSt
         "unchanged_since": state.unchanged_since, "unchanged_checks": state.unchanged_checks,
         "revalidate": state.revalidate, "updated_at": at or datetime.now(UTC),
     }
-    insert = postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
+    insert = dialect_insert(store.engine)
     stmt = insert(m.FeedPolling).values(feed_id=feed_id, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["feed_id"], set_=dict(values))
     # The feed may have been removed while it was being checked: then there is nothing to remember.
@@ -70,16 +66,16 @@ def record_move(store: Store, old_url: str, new_url: str, at: datetime | None = 
     if old_url == new_url:
         return
     values = {"new_url": new_url, "moved_at": at or datetime.now(UTC)}
-    insert = postgresql.insert if store.dialect_name == "postgresql" else sqlite.insert
+    insert = dialect_insert(store.engine)
     stmt = insert(m.FeedMove).values(old_url=old_url, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["old_url"], set_=values)
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         conn.execute(stmt)
 
 
 def moved_to(store: Store, urls: Iterable[str]) -> dict[str, str]:
     """For each of `urls` that moved, the URL it moved to in the end (chains of moves followed)."""
-    with _transaction(store) as conn:
+    with transaction(store.engine) as conn:
         rows = conn.execute(select(m.FeedMove.old_url, m.FeedMove.new_url))
         moves: dict[str, str] = {old: new for old, new in rows}
     found: dict[str, str] = {}
@@ -93,10 +89,3 @@ def moved_to(store: Store, urls: Iterable[str]) -> dict[str, str]:
     return found
 
 
-@contextmanager
-def _transaction(store: Store) -> Iterator[Connection]:
-    try:
-        with store.engine.begin() as conn:
-            yield conn
-    except SQLAlchemyError as e:
-        raise StorageError(f"database {masked_url(store.engine.url)}: {describe_error(e)}") from e

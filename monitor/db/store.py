@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from monitor._types import Article, FeedState, MatchResult, StoredMatch
 from monitor.db import models as m
-from monitor.db.engine import describe_error, make_engine, masked_url
+from monitor.db.engine import dialect_insert, make_engine, transaction
 from monitor.db.migrate import require_current
 from monitor.exceptions import StorageError
 
@@ -56,7 +54,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect_name = engine.dialect.name
-        self._insert = _dialect_insert(self.dialect_name)
+        self._insert = dialect_insert(engine)
         # Built once, values bound at execution: SQLAlchemy then compiles each only once, where a
         # statement built with .values(row) per article costs more Python than the database work.
         self._add_entries = self._insert(m.Entry).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
@@ -389,13 +387,8 @@ class Store:
 
     # --
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise StorageError(f"database {masked_url(self.engine.url)}: {describe_error(e)}") from e
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine)
 
 
 _ARTICLE_COLUMNS = (
@@ -403,15 +396,6 @@ _ARTICLE_COLUMNS = (
     m.Article.outlet, m.Article.published, m.Article.lang, m.Article.summary, m.Article.body, m.Article.source,
     m.Article.fetched_at,
 )
-
-
-def _dialect_insert(dialect_name: str) -> Callable[[Any], sqlite.Insert | postgresql.Insert]:
-    """The INSERT construct that has ON CONFLICT for this dialect."""
-    if dialect_name == "sqlite":
-        return sqlite.insert
-    if dialect_name == "postgresql":
-        return postgresql.insert
-    raise StorageError(f"unsupported database dialect {dialect_name!r}: use SQLite or PostgreSQL")
 
 
 def _now() -> datetime:
