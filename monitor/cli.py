@@ -267,7 +267,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.report import build_digest, render
+    from monitor.report import StoryInfo, build_digest, render
 
     stories = [s for s in _stories(settings) if s.enabled]
     if args.story:
@@ -280,20 +280,11 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("--since must be earlier than --until")
     with _open_store(settings) as store:
         matches = store.matches([s.id for s in stories], args.since, args.until)
-    digest = build_digest([_story_info(s) for s in stories], matches, since=args.since, until=args.until,
+    digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=args.since, until=args.until,
                           generated_at=datetime.now(timezone.utc))
     color = args.format == "text" and not args.output and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _write(render(digest, args.format, color=color), args.output)
     return 0
-
-
-def _story_info(story: Any) -> Any:
-    from monitor.report import StoryInfo
-
-    ref = getattr(story, "reference", None)
-    ref_url = getattr(ref, "url", None) if ref is not None and not isinstance(ref, str) else ref
-    return StoryInfo(id=story.id, title=story.title, reference_url=ref_url,
-                     description=getattr(story, "description", "") or "")
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:

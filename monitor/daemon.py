@@ -185,9 +185,8 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
             store.close()
     finally:
         site.close()
-    infos = [StoryInfo(id=s.id, title=s.title, reference_url=getattr(getattr(s, "reference", None), "url", None))
-             for s in stories]
-    digest = build_digest(infos, matches, since=None, until=None, generated_at=datetime.now(timezone.utc))
+    digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=None, until=None,
+                          generated_at=datetime.now(timezone.utc))
     sys.stdout.write(render(digest, fmt))
     print(f"demo: database and site kept in {work}" if keep else "demo: done (its temporary folder is removed)",
           file=sys.stderr)
