@@ -91,6 +91,7 @@ class _FeedCheck:
     parsed: ParsedFeed | None = None
     error: MonitorError | None = None
     poll: PollState = PollState()
+    external: bool = False        # entries handed over by another aggregator, not fetched by us
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class _Candidate:
     url: str                 # canonical
     link: str                # as given by the feed
     failed_before: bool = False   # earlier passes recorded failed fetches of the page
+    external: bool = False        # handed over by another aggregator: no later pass will retry it
 
 
 @dataclass
@@ -184,22 +186,40 @@ class Pipeline:
         renewed while the pass works, and each feed's result is written only while its lease is
         still held; feeds left unfinished by a stop are handed back.
         """
-        stop = stop or threading.Event()
-        started = time.monotonic()
         self._leases = _Leases(self.store, claims, self.settings.schedule.lease)
         feeds = self._skip_moved(feeds)
-        summary = PassSummary(feeds=len(feeds))
+        polls = load_poll_states(self.store, [feed.id for feed in feeds])
+        seeds = [(self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState())), feed) for feed in feeds]
+        return self._drive(seeds, stop or threading.Event())
+
+    def ingest(self, feed: FeedState, entries: Sequence[FeedEntry], *, title: str | None = None,
+               stop: threading.Event | None = None) -> PassSummary:
+        """Process entries another aggregator fetched (reader, Miniflux) as a pass processes a
+        feed's entries: the same dedup, page fetch, extraction, matching and storage.
+
+        The feed itself is not fetched and its schedule is left alone. Entries already seen are
+        skipped, so handing the same entries over twice stores nothing twice. A page that cannot
+        be fetched is not retried later (the aggregator will not hand the entry over again): the
+        article is stored at once from the entry's own text.
+        """
+        self._leases = _Leases(self.store, (), self.settings.schedule.lease)
+        parsed = ParsedFeed(title=title or feed.title or "", link=None, entries=tuple(entries))
+        done: Future[_FeedCheck] = Future()
+        done.set_result(_FeedCheck(feed, parsed=parsed, external=True))
+        return self._drive([(done, feed)], stop or threading.Event())
+
+    def _drive(self, seeds: Sequence[tuple[Future[Any], FeedState]], stop: threading.Event) -> PassSummary:
+        """Run feed checks (`seeds`) to the end: their new entries' pages fetched, extracted,
+        matched and stored, each feed's result recorded once all its entries are safe."""
+        started = time.monotonic()
+        summary = PassSummary(feeds=len(seeds))
         errors_before = self.matcher.rule_errors
-        futures: dict[Future[Any], tuple[str, Any]] = {}
+        futures: dict[Future[Any], tuple[str, Any]] = {fut: ("feed", feed) for fut, feed in seeds}
         progress: dict[int, _FeedProgress] = {}
         in_pass: set[str] = set()                  # canonical URLs being fetched this pass
         retries = self.store.page_failure_attempts
         max_attempts = max(1, self.settings.fetch.page_retries)
-        ticker = _Ticker(self._progress, len(feeds))
-        polls = load_poll_states(self.store, [feed.id for feed in feeds])
-
-        for feed in feeds:
-            futures[self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState()))] = ("feed", feed)
+        ticker = _Ticker(self._progress, len(seeds))
 
         while futures and not stop.is_set():
             done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -330,7 +350,8 @@ class Pipeline:
                 settled.append((e.key, url))     # given up on earlier passes
             else:
                 in_pass.add(url)
-                cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts))
+                cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
+                                        external=check.external))
         if settled:
             self.store.record_entries(feed.id, settled, now)
         return cands
@@ -338,6 +359,9 @@ class Pipeline:
     def _finish_feed(self, fp: _FeedProgress, summary: PassSummary) -> None:
         """Record the outcome of a feed check and schedule the next one."""
         check, feed, now = fp.check, fp.check.feed, utcnow()
+        if check.external:
+            summary.feeds_ok += 1      # the aggregator owns this feed's schedule
+            return
         error, fetched, parsed = check.error, check.fetched, check.parsed
         status_code = fetched.status if fetched else (error.status if isinstance(error, HTTPStatusError) else None)
         if error is None and parsed is not None and parsed.is_html:
@@ -465,7 +489,7 @@ class Pipeline:
             self._store_candidate(cand, summary, progress, fetched=None, page=None)
             return
         attempts = self.store.record_page_failure(cand.url, cand.feed.url, reason, utcnow())
-        if permanent or attempts >= max_attempts:
+        if permanent or attempts >= max_attempts or cand.external:
             # Given up: keep what the feed said, so the entry is not lost.
             self._store_candidate(cand, summary, progress, fetched=None, page=None, gave_up=True)
         else:

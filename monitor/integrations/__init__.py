@@ -1,0 +1,1 @@
+"""Plugging the monitor into aggregators people already run: reader and Miniflux."""
