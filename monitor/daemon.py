@@ -54,14 +54,14 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
     log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
     stop = threading.Event()
-    with _stop_on_signals(stop), Pipeline(settings, store, _matcher(store, stories), progress=log.info) as pipeline:
+    with _stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
         summary = pipeline.run_pass(feeds, stop=stop)
     if not summary.stopped:
-        _deliver(settings, store, stories)
+        deliver(settings, store, stories)
     return summary
 
 
-def _matcher(store: Any, stories: Sequence[Any]) -> Any:
+def matcher_for(store: Any, stories: Sequence[Any]) -> Any:
     """The stories as they stand in this database: with the names they learned, and the
     reference-similarity background estimated from the stored articles (once there are enough)."""
     from monitor.db.story_state import load_learned, stored_background
@@ -70,7 +70,7 @@ def _matcher(store: Any, stories: Sequence[Any]) -> Any:
     return Matcher(load_learned(store, stories), background=stored_background(store))
 
 
-def _deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
+def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
     """Send the alerts and scheduled digests due now. A failure is logged: it never stops the daemon."""
     if not settings.alerts and not settings.digests:
         return
@@ -111,7 +111,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     with register_daemon(store.engine), _stop_on_signals(stop), \
-            Pipeline(settings, store, _matcher(store, stories), progress=log.info) as pipeline:
+            Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
 
         def tick() -> None:
             if stop.is_set():
@@ -129,7 +129,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             if summary is not None:
                 log.info("%s", summary.line())
             if not stop.is_set():
-                _deliver(settings, store, stories)
+                deliver(settings, store, stories)
 
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",

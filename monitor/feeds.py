@@ -134,6 +134,22 @@ def _html_page(body: bytes, url: str) -> ParsedFeed:
                       is_html=True, alternates=tuple(alternates))
 
 
+def external_entry(*, id: str | None, link: str | None, title: str = "", summary_html: str = "",
+                   content_html: str | None = None, author: str = "", published: datetime | None = None,
+                   base_url: str | None = None) -> FeedEntry:
+    """A FeedEntry from what another aggregator (reader, Miniflux) says of an item, normalised as
+    the monitor's own feed entries are: an absolute http(s) link or none (so `javascript:` and
+    the like are dropped), plain-text title, summary and author, a bounded key (`id`, else the
+    canonical link, else a hash of the text), and a plausible publication time."""
+    link = absolute_http_url(link, base_url)
+    title, summary = _plain(title or ""), _plain(summary_html or "")
+    key = _entry_key({"id": id}, link, title, summary)
+    if published is not None and published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return FeedEntry(key=key, link=link, title=title, summary=summary, content_html=content_html or None,
+                     author=_plain(author or ""), published=plausible_published(published))
+
+
 def _entry(raw: Mapping[str, Any], feed_url: str) -> FeedEntry:
     link = absolute_http_url(raw.get("link"), feed_url)
     title = _detail_text(raw, "title")
@@ -151,7 +167,7 @@ def _entry(raw: Mapping[str, Any], feed_url: str) -> FeedEntry:
 
 
 def _entry_key(raw: Mapping[str, Any], link: str | None, title: str, summary: str) -> str:
-    key = (raw.get("id") or "").strip()
+    key = str(raw.get("id") or "").strip()
     if not key and link:
         key = canonicalize(link)
     if not key:

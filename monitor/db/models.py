@@ -255,3 +255,24 @@ class FeedMove(Base):
     old_url: Mapped[str] = mapped_column(SafeText, unique=True)
     new_url: Mapped[str] = mapped_column(SafeText)
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InboxItem(Base):
+    """Entries another aggregator handed over (reader, Miniflux), waiting to be processed.
+
+    Accepting entries is one short insert, so it can happen inside reader's update call or a
+    webhook request; a worker processes them later and deletes the row only once its articles
+    are stored, so entries survive a crash in between. `claimed_until` keeps two workers from
+    processing the same row at once (it is only a hint on SQLite: processing is idempotent).
+    """
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16))              # "reader", "miniflux"
+    feed_url: Mapped[str] = mapped_column(SafeText)
+    feed_title: Mapped[str | None] = mapped_column(SafeText)
+    entries: Mapped[str] = mapped_column(Text)                   # JSON list of FeedEntry fields
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)

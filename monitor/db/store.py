@@ -104,10 +104,11 @@ class Store:
         return added
 
     def add_feed(
-        self, url: str, *, title: str | None = None, source: str = "cli", interval_seconds: int | None = None
+        self, url: str, *, title: str | None = None, source: str = "cli", interval_seconds: int | None = None,
+        enabled: bool = True,
     ) -> FeedState:
         """Add a feed; when `url` is already stored, return the stored feed unchanged."""
-        row = _new_feed(url, title, source, interval_seconds, _now())
+        row = _new_feed(url, title, source, interval_seconds, _now()) | {"enabled": enabled}
         with self._transaction() as conn:
             conn.execute(self._insert(m.Feed).values(row).on_conflict_do_nothing(index_elements=["url"]))
             return _feed_state(conn.execute(select(m.Feed).where(m.Feed.url == url)).one())

@@ -1,0 +1,115 @@
+"""MonitorService: entries handed over by another aggregator take the monitor's own path.
+
+Real pages over HTTP on 127.0.0.1, a real SQLite file (and PostgreSQL when configured): the
+entries are queued durably, processed by the worker, and end as stored articles with page
+text and matches, once, whatever is handed over twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sitegen import article_url, make_article, serve_articles
+
+from monitor.config import DatabaseSettings, FetchSettings, Settings
+from monitor.db import inbox
+from monitor.feeds import external_entry
+from monitor.service import MonitorService
+
+STORY = "trump-kim-summit-2018"
+ARTICLES = Path(__file__).parent / "data" / "articles"
+
+
+def _article(name: str) -> dict:
+    data = json.loads((ARTICLES / f"{name}.json").read_text(encoding="utf-8"))
+    return make_article(name, title=data["title"], summary=data["summary"], body=data["body"],
+                        published=data["published"], lang=data["lang"])
+
+
+def _settings(db_url: str) -> Settings:
+    return replace(Settings(), database=DatabaseSettings(url=db_url),
+                   fetch=replace(FetchSettings(), allow_private_addresses=True),
+                   stories=({"id": STORY},))
+
+
+def _entries(base_url: str, articles: list[dict]) -> list:
+    # Only the summary travels with the entry, as in most feeds: the body must come from the page.
+    return [external_entry(id=f"urn:{a['id']}", link=article_url(base_url, a), title=a["title"],
+                           summary_html=f"<p>{a['summary']}</p>",
+                           published=datetime.fromisoformat(a["published"])) for a in articles]
+
+
+def _stored(svc: MonitorService) -> dict[str, tuple[str, str]]:
+    return {a.title: (a.source, a.body) for a in svc.store.iter_articles()}
+
+
+def test_worker_processes_handed_over_entries_like_its_own(tmp_path: Path, db_url: str) -> None:
+    on, off = _article("on-summit-day"), _article("neg-kardashian")
+    with serve_articles(tmp_path, [on, off]) as (site, _feeds), MonitorService(_settings(db_url)) as svc:
+        svc.start()
+        assert svc.submit("miniflux", f"{site.base_url}/feed", _entries(site.base_url, [on, off]),
+                          feed_title="Test Gazette") == 2
+        assert svc.wait_idle(timeout=120)
+        stored = _stored(svc)
+        assert stored[on["title"]][0] == "page"                       # extracted from the page
+        assert on["body"].split("\n\n")[1][:60] in stored[on["title"]][1]
+        matched = {m.title for m in svc.store.matches([STORY], None, None)}
+        assert matched == {on["title"]}
+        feed = svc.store.get_feed(f"{site.base_url}/feed")
+        assert feed is not None and feed.source == "miniflux" and not feed.enabled   # never polled by us
+
+        # The same entries again (a webhook retried, reader re-sending): nothing stored twice.
+        svc.submit("miniflux", f"{site.base_url}/feed", _entries(site.base_url, [on, off]))
+        assert svc.wait_idle(timeout=60)
+        assert svc.store.count_articles() == 2
+        assert len(svc.store.matches([STORY], None, None)) == 1
+
+
+def test_queued_entries_survive_a_restart(tmp_path: Path, sqlite_url: str) -> None:
+    on = _article("on-revival")
+    with serve_articles(tmp_path, [on]) as (site, _feeds):
+        with MonitorService(_settings(sqlite_url)) as svc:      # no worker: accepted, not processed
+            svc.submit("reader", f"{site.base_url}/feed", _entries(site.base_url, [on]))
+            assert svc.pending() == 1 and svc.store.count_articles() == 0
+        with MonitorService(_settings(sqlite_url)) as svc:
+            summary = svc.process_pending()
+            assert summary.new_articles == 1 and summary.new_matches == 1
+            assert svc.pending() == 0
+
+
+def test_unusable_entries_are_recorded_and_do_not_stop_the_others(tmp_path: Path, sqlite_url: str) -> None:
+    on = _article("on-aftermath")
+    hostile = [
+        external_entry(id="js", link="javascript:alert(1)", title="<script>x</script>No link"),
+        external_entry(id="private", link="http://10.255.255.1/article", title="Private address",
+                       summary_html="Only the summary of an article on a private address."),
+    ]
+    settings = replace(_settings(sqlite_url), fetch=replace(FetchSettings(), allow_private_addresses=False))
+    with serve_articles(tmp_path, [on]) as (site, _feeds), MonitorService(settings) as svc:
+        summary = svc.ingest("reader", f"{site.base_url}/feed", hostile + _entries(site.base_url, [on]))
+        stored = _stored(svc)
+        # the page on 127.0.0.1 is refused too (private addresses are off): the entry's own text stands in
+        assert stored["Private address"][0] == "summary"
+        assert stored[on["title"]][0] == "summary"
+        assert "No link" not in " ".join(stored)                 # nothing to fetch, nothing to store
+        assert summary.new_articles == 2 and summary.pages_failed == 2
+        assert svc.pending() == 0
+
+
+def test_unknown_origin_is_refused(sqlite_url: str) -> None:
+    with MonitorService(_settings(sqlite_url)) as svc, pytest.raises(ValueError, match="unknown origin"):
+        svc.submit("rss-bridge", "https://example.org/feed", [external_entry(id="a", link="https://example.org/a")])
+
+
+def test_inbox_claims_keep_two_workers_apart(sqlite_url: str) -> None:
+    with MonitorService(_settings(sqlite_url)) as svc:
+        svc.submit("reader", "https://example.org/feed", [external_entry(id="a", link="https://example.org/a")])
+        now = datetime.now(timezone.utc)
+        first = inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)
+        assert len(first) == 1 and first[0].entries[0].link == "https://example.org/a"
+        assert inbox.take(svc.store.engine, now, limit=10, claim_seconds=60) == []     # claimed
+        inbox.release(svc.store.engine, [first[0].id])
+        assert len(inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)) == 1  # handed back
