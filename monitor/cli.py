@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from monitor import __version__
-from monitor.config import Settings, describe_keys, find_config, load_settings, parse_duration
+from monitor.config import Settings, describe_keys, find_config, load_settings, parse_duration, with_database
 from monitor.exceptions import ConfigError, MonitorError
 
 log = logging.getLogger("monitor")
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Media monitoring: poll news feeds, extract every new article, flag the ones that "
                     "cover the stories you track, and write digests.")
     p.add_argument("--config", metavar="FILE", help="configuration file (TOML); see config.example.toml")
+    p.add_argument("--database", metavar="URL",
+                   help="use this database instead of [database] url, e.g. the one a reader plugin or "
+                        "`monitor serve` writes to: sqlite:///path/monitor.db or postgresql://host/db")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--version", action="version", version=f"monitor {__version__}")
@@ -152,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = cmd("demo", "an offline tour: serve a small bundled news site, run one pass, print the digest")
     demo.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
     demo.add_argument("--keep", metavar="DIR", type=Path, help="keep the demo database and site in DIR")
+
+    srv = cmd("serve", "serve the Miniflux webhook and the read API over HTTP",
+              epilog="Listens on [serve] host and port (default 127.0.0.1:8080): POST /webhooks/miniflux takes\n"
+                     "Miniflux's signed new_entries events (secret: serve.miniflux_secret or\n"
+                     "$MONITOR_MINIFLUX_SECRET), /api serves stories, matches and digests, /docs documents it.\n"
+                     "Entries are processed in the background; stop with Ctrl-C or SIGTERM.")
+    srv.add_argument("--host", help="address to listen on (default: serve.host)")
+    srv.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+
+    rs = cmd("reader-sync", "hand the entries of a reader (the feed-reader library) database to the monitor",
+             epilog="Opens READER_DB with the monitor's reader plugin, updates reader's due feeds with --update,\n"
+                    "hands over the entries the monitor has not seen (only feeds changed since the last\n"
+                    "hand-over are compared) and processes them: pages, extraction, matching, storage.\n"
+                    "Then `monitor report` shows the matches.\n\nexamples:\n"
+                    "  monitor reader-sync ~/.local/share/reader/db.sqlite --update\n"
+                    "  monitor reader-sync db.sqlite --since 2018-05-01     older entries are skipped for good")
+    rs.add_argument("reader_db", metavar="READER_DB", help="reader's database file")
+    rs.add_argument("--update", action="store_true", help="let reader update its due feeds first")
+    rs.add_argument("--since", metavar="T", type=_time_arg,
+                    help="hand over only entries published from T on (first catch-up of a large history)")
     return p
 
 
@@ -163,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(find_config(args.config))
+        if args.database:
+            settings = with_database(settings, args.database)
         _setup_logging(settings, args)
         return _COMMANDS[args.command](settings, args)
     except MonitorError as e:
@@ -541,7 +566,24 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(args.format, keep=args.keep)
 
 
+def cmd_reader_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.integrations.reader import sync_database
+
+    result = sync_database(settings, args.reader_db, update=args.update, since=args.since)
+    print("\n".join(result.lines()))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.server import serve
+
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigError(f"--port must lie in 1-65535, got {args.port}")
+    return serve(settings, host=args.host, port=args.port)
+
+
 _COMMANDS = {
     "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
-    "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo,
+    "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
+    "reader-sync": cmd_reader_sync,
 }

@@ -136,6 +136,25 @@ class DeliverySettings:
     max_attempts: int = _key(8, "Attempts before a message is given up (logged, and its matches marked failed).")
 
 
+MINIFLUX_SECRET_ENV = "MONITOR_MINIFLUX_SECRET"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = _key("127.0.0.1", "Address `monitor serve` listens on. Keep 127.0.0.1 unless a TLS proxy "
+                     "(or a private network) stands between the server and everyone else.")
+    port: int = _key(8080, "Port `monitor serve` listens on.")
+    miniflux_secret: str | None = _key(None, "The secret Miniflux signs its webhook calls with (Settings > "
+                                       f"Integrations > Webhook); ${MINIFLUX_SECRET_ENV}, when set, takes "
+                                       "precedence. Without either, /webhooks/miniflux refuses every call.")
+    max_body_bytes: int = _key(5 * 1024 * 1024, "Largest webhook request body accepted, in bytes.")
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The Miniflux secret in force: the environment's, else the file's; None when neither is set."""
+        return os.environ.get(MINIFLUX_SECRET_ENV) or self.miniflux_secret or None
+
+
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
@@ -202,6 +221,7 @@ class Settings:
     feeds: tuple[FeedSettings, ...] = ()
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     alerts: tuple[AlertSettings, ...] = ()
     digests: tuple[DigestSettings, ...] = ()
     # [[stories]] tables are validated by the matching layer, which knows every story's keys.
@@ -222,10 +242,19 @@ class Settings:
         return [(self.base_dir / p).resolve() for p in self.plugins.paths]
 
 
+def with_database(settings: Settings, url: str) -> Settings:
+    """`settings` using the database at `url` (a relative SQLite path is relative to the working
+    directory, as on a command line)."""
+    if not re.match(r"^[a-z][a-z0-9+]*://", url.strip(), re.I):
+        raise ConfigError(f"--database {url!r} is not a database URL: use sqlite:///path/monitor.db "
+                          "or postgresql://user@host/dbname")
+    return dataclasses.replace(settings, database=DatabaseSettings(url=resolve_sqlite_path(url.strip(), Path.cwd())))
+
+
 _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings, "fetch": FetchSettings, "schedule": ScheduleSettings,
     "extract": ExtractSettings, "log": LogSettings, "plugins": PluginSettings,
-    "smtp": SmtpSettings, "delivery": DeliverySettings,
+    "smtp": SmtpSettings, "delivery": DeliverySettings, "serve": ServeSettings,
 }
 # Arrays of tables with typed keys, besides [[feeds]].
 _TABLE_ARRAYS: dict[str, type] = {"alerts": AlertSettings, "digests": DigestSettings}
@@ -292,6 +321,7 @@ def settings_from_dict(data: Mapping[str, Any], *, path: Path | None = None, tex
             raise where.error(key, f"unknown key {key!r}; known: {', '.join(known)}")
     settings = Settings(**values, path=path)
     _check_messaging(settings, where)
+    _check_serve(settings.serve, where)
     return settings
 
 
@@ -372,6 +402,13 @@ def _check_messaging(settings: Settings, where: _Where) -> None:
         if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise where.error(key, f"smtp.{key} must name an environment variable (e.g. MONITOR_SMTP_PASSWORD), "
                                    "not hold the credential itself")
+
+
+def _check_serve(serve: ServeSettings, where: _Where) -> None:
+    if not 0 < serve.port < 65536:
+        raise where.error("port", f"serve.port must lie in 1-65535, got {serve.port}", value=serve.port)
+    if serve.max_body_bytes < 1024:
+        raise where.error("max_body_bytes", f"serve.max_body_bytes must be at least 1024, got {serve.max_body_bytes}")
 
 
 def _build(cls: type, table: Mapping[str, Any], name: str, where: _Where) -> Any:
