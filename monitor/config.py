@@ -137,6 +137,7 @@ class DeliverySettings:
 
 
 MINIFLUX_SECRET_ENV = "MONITOR_MINIFLUX_SECRET"
+API_TOKEN_ENV = "MONITOR_API_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,19 @@ class ServeSettings:
                                        f"Integrations > Webhook); ${MINIFLUX_SECRET_ENV}, when set, takes "
                                        "precedence. Without either, /webhooks/miniflux refuses every call.")
     max_body_bytes: int = _key(5 * 1024 * 1024, "Largest webhook request body accepted, in bytes.")
+    api_token: str | None = _key(None, "When set, every /api request must send `Authorization: Bearer "
+                                 f"TOKEN`; ${API_TOKEN_ENV}, when set, takes precedence. Unset: the read "
+                                 "API is open to whoever can reach the server.")
 
     @property
     def webhook_secret(self) -> str | None:
         """The Miniflux secret in force: the environment's, else the file's; None when neither is set."""
         return os.environ.get(MINIFLUX_SECRET_ENV) or self.miniflux_secret or None
+
+    @property
+    def read_token(self) -> str | None:
+        """The read API's bearer token in force: the environment's, else the file's; None = open."""
+        return os.environ.get(API_TOKEN_ENV) or self.api_token or None
 
 
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")

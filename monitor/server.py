@@ -14,6 +14,7 @@ not a Miniflux event; events other than new_entries are answered 202 and ignored
 """
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 import re
@@ -29,7 +30,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from pydantic.json_schema import models_json_schema
 
 from monitor import __version__
-from monitor.config import MINIFLUX_SECRET_ENV, Settings
+from monitor.config import API_TOKEN_ENV, MINIFLUX_SECRET_ENV, Settings
 from monitor.db import browse, inbox
 from monitor.db.migrate import schema_status
 from monitor.exceptions import StorageError
@@ -139,6 +140,7 @@ def create_app(svc: MonitorService) -> FastAPI:
                   description="Media monitoring: the Miniflux webhook and the read API of stored matches "
                               "and digests. Errors are JSON objects with a `detail`.")
     secret = svc.settings.serve.webhook_secret
+    token = svc.settings.serve.read_token
     max_body = svc.settings.serve.max_body_bytes
 
     @app.exception_handler(StorageError)
@@ -148,7 +150,12 @@ def create_app(svc: MonitorService) -> FastAPI:
 
     @app.middleware("http")
     async def _no_sniffing(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
+        if token is not None and request.url.path.startswith("/api/") and not _bearer_ok(request, token):
+            response: Response = JSONResponse(
+                {"detail": f"this API needs `Authorization: Bearer TOKEN` with serve.api_token (or ${API_TOKEN_ENV})"},
+                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
@@ -295,8 +302,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
                 log.warning("no Miniflux secret set (serve.miniflux_secret or $%s): the webhook refuses every call",
                             MINIFLUX_SECRET_ENV)
             if not _is_loopback(host):
-                log.warning("listening on %s, beyond this machine: the API has no authentication and the traffic "
-                            "is plain HTTP; put a TLS proxy in front or listen on 127.0.0.1", host)
+                log.warning("listening on %s, beyond this machine: the traffic is plain HTTP%s; put a TLS proxy "
+                            "in front or listen on 127.0.0.1", host,
+                            "" if settings.serve.read_token else " and the read API has no token (serve.api_token)")
             server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False,
                                                    lifespan="off"))
             server.run()
@@ -332,6 +340,11 @@ async def _read_body(request: Request, cap: int) -> bytes:
             raise miniflux.WebhookRefused(413, too_large)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _bearer_ok(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _verified_event(secret: str, body: bytes, signature: str, event_header: str | None) -> miniflux.Delivery:

@@ -304,3 +304,21 @@ def _wait_for(url: str, process: subprocess.Popen[str]) -> Any:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"monitor serve did not come up: {process.communicate()[1]}") from None
             time.sleep(0.1)
+
+
+def test_a_configured_token_guards_the_read_api_but_not_the_webhook(sqlite_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONITOR_API_TOKEN", raising=False)
+    settings = settings_from_dict({"database": {"url": sqlite_url}, "stories": [{"id": SUMMIT}],
+                                   "serve": {"api_token": "s3cret-token"}})
+    with MonitorService(settings) as svc, serving(create_app(svc)) as base_url, \
+            httpx.Client(base_url=base_url, timeout=30) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+            refused = client.get("/api/stories", headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "serve.api_token" in refused.json()["detail"] and "s3cret" not in refused.text
+        allowed = client.get("/api/stories", headers={"Authorization": "Bearer s3cret-token"})
+        assert allowed.status_code == 200 and allowed.json()[0]["id"] == SUMMIT
+        # The webhook has its own guard (the signature): without a secret it is refused as before.
+        assert client.post("/webhooks/miniflux", content=b"{}").status_code == 503
