@@ -113,3 +113,38 @@ def test_inbox_claims_keep_two_workers_apart(sqlite_url: str) -> None:
         assert inbox.take(svc.store.engine, now, limit=10, claim_seconds=60) == []     # claimed
         inbox.release(svc.store.engine, [first[0].id])
         assert len(inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)) == 1  # handed back
+
+
+def test_handed_over_entries_end_exactly_as_the_monitors_own_fetch(tmp_path: Path) -> None:
+    """One ingestion path: the same feed, fetched by the monitor itself or handed over entry by
+    entry, stores the same articles (text, title, source) and the same matches and scores."""
+    import httpx
+
+    from monitor.daemon import run_once
+    from monitor.db.store import Store
+    from monitor.feeds import parse_feed
+    from monitor.matching import load_stories
+
+    articles = [_article(n) for n in ("on-summit-day", "on-korean", "neg-kardashian", "neg-hanoi-2019")]
+    with serve_articles(tmp_path / "site", articles) as (site, feed_urls):
+        own = replace(_settings(f"sqlite:///{tmp_path / 'own.db'}"), feeds=())
+        with Store.open(own.database_url, create=True) as store:
+            for url in feed_urls:
+                store.add_feed(url)
+            run_once(own, store, load_stories(own.stories))
+            mine = _snapshot(store)
+        with MonitorService(_settings(f"sqlite:///{tmp_path / 'handed.db'}")) as svc:
+            for url in feed_urls:
+                response = httpx.get(url)
+                parsed = parse_feed(response.content, url=url, headers=dict(response.headers))
+                svc.submit("reader", url, list(parsed.entries), feed_title=parsed.title)
+            svc.process_pending()
+            theirs = _snapshot(svc.store)
+    assert mine[0] and any(mine[1].values())
+    assert theirs == mine
+
+
+def _snapshot(store: object) -> tuple[dict, dict]:
+    stored = {a.url: (a.title, a.body, a.source, a.lang) for a in store.iter_articles()}  # type: ignore[attr-defined]
+    matches = {(m.story_id, m.canonical_url): round(m.score, 6) for m in store.matches([STORY], None, None)}  # type: ignore[attr-defined]
+    return stored, matches
