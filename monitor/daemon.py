@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from monitor.config import Settings
 from monitor.exceptions import MonitorError
@@ -46,9 +46,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
     """One pass over every enabled feed, whatever its schedule; then the alerts and digests due."""
-    from monitor.alerts import prepare_delivery
+    if settings.alerts or settings.digests:    # else nothing to check or register (nor to import)
+        from monitor.alerts import prepare_delivery
 
-    prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
+        prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
@@ -63,11 +64,40 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
 
 def matcher_for(store: Any, stories: Sequence[Any]) -> Any:
     """The stories as they stand in this database: with the names they learned, and the
-    reference-similarity background estimated from the stored articles (once there are enough)."""
+    reference-similarity background estimated from the stored articles (once there are enough).
+
+    Built on first use: reading the background means tokenising thousands of stored articles,
+    wasted on a pass that finds nothing new (every feed unchanged)."""
     from monitor.db.story_state import load_learned, stored_background
     from monitor.matching import Matcher
 
-    return Matcher(load_learned(store, stories), background=stored_background(store))
+    return LazyMatcher(lambda: Matcher(load_learned(store, stories), background=stored_background(store)))
+
+
+class LazyMatcher:
+    """A Matcher made by `build` when first used; until then it has counted no rule errors."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._matcher: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def rule_errors(self) -> int:
+        return 0 if self._matcher is None else self._matcher.rule_errors
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what the Matcher has (match, stories, explain, ...).
+        if name.startswith("__") or name in ("_build", "_matcher", "_lock"):
+            raise AttributeError(name)
+        return getattr(self._built(), name)
+
+    def _built(self) -> Any:
+        with self._lock:
+            if self._matcher is None:
+                assert self._build is not None
+                self._matcher, self._build = self._build(), None
+            return self._matcher
 
 
 def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:

@@ -26,14 +26,14 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, exists, func, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Row, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
@@ -153,11 +153,13 @@ def release(
     return release_many(engine, [(claim, result)])[0]
 
 
-def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, Any]]]) -> list[bool]:
+def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, Any]]], *,
+                 then: Callable[[Connection, list[bool]], None] | None = None) -> list[bool]:
     """`release` for many feeds in one transaction: (claim, release's keyword arguments) pairs.
 
     One transaction instead of one per feed is what keeps a pass over many unchanged feeds cheap.
-    Returns, in order, whether each claim was still held (and its result stored).
+    Returns, in order, whether each claim was still held (and its result stored). `then` writes
+    more in the same transaction, told which claims were held (the feeds' poll states, say).
     """
     updates = [(claim, *_release_values(claim, dict(result))) for claim, result in releases]
     held: list[bool] = []
@@ -172,6 +174,8 @@ def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, An
                 taken = exists(select(other.id).where(other.url == new_url))
                 conn.execute(update(m.Feed).where(m.Feed.id == claim.feed.id, ~taken).values(url=new_url))
             held.append(ok)
+        if then is not None:
+            then(conn, held)
     return held
 
 

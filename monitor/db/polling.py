@@ -8,7 +8,7 @@ configuration still naming the old URL does not bring the old feed back.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
@@ -18,7 +18,7 @@ from monitor.db.engine import dialect_insert, transaction
 from monitor.db.store import Store
 from monitor.schedule import PollState
 
-__all__ = ["load_poll_states", "moved_to", "record_move", "save_poll_state"]
+__all__ = ["load_poll_states", "moved_to", "record_move", "save_poll_state", "write_poll_state", "write_poll_states"]
 
 _CHUNK = 500
 _MAX_MOVES = 10     # a chain of moves longer than this (or a cycle) is not followed
@@ -48,17 +48,39 @@ def save_poll_state(store: Store, feed_id: int, state: PollState, at: datetime |
 def write_poll_state(conn: Connection, store: Store, feed_id: int, state: PollState,
                      at: datetime | None = None) -> None:
     """`save_poll_state` inside the caller's transaction `conn` (with the feed's result, say)."""
-    values: Mapping[str, object] = {
-        "interval_seconds": state.interval, "activity": state.activity, "checks": state.checks,
-        "unchanged_since": state.unchanged_since, "unchanged_checks": state.unchanged_checks,
-        "revalidate": state.revalidate, "updated_at": at or datetime.now(UTC),
-    }
-    insert = dialect_insert(store.engine)
-    stmt = insert(m.FeedPolling).values(feed_id=feed_id, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=["feed_id"], set_=dict(values))
-    # The feed may have been removed while it was being checked: then there is nothing to remember.
-    if conn.scalar(select(m.Feed.id).where(m.Feed.id == feed_id)) is not None:
-        conn.execute(stmt)
+    write_poll_states(conn, store, [(feed_id, state, at)])
+
+
+def write_poll_states(conn: Connection, store: Store,
+                      states: Sequence[tuple[int, PollState, datetime | None]]) -> None:
+    """The poll states of many feeds, (feed id, state, when) each, inside the caller's transaction:
+    one query for the feeds that still exist and one statement for all of them."""
+    if not states:
+        return
+    # A feed may have been removed while it was being checked: then there is nothing to remember.
+    ids = list(dict.fromkeys(feed_id for feed_id, _state, _at in states))
+    present: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        present.update(conn.scalars(select(m.Feed.id).where(m.Feed.id.in_(ids[start:start + _CHUNK]))))
+    now = datetime.now(UTC)
+    rows = {feed_id: {"feed_id": feed_id, **_poll_values(state, at or now)}
+            for feed_id, state, at in states if feed_id in present}
+    if not rows:
+        return
+    insert = dialect_insert(store.engine)(m.FeedPolling)
+    stmt = insert.on_conflict_do_update(index_elements=["feed_id"],
+                                        set_={name: insert.excluded[name] for name in _POLL_COLUMNS})
+    conn.execute(stmt, list(rows.values()))
+
+
+_POLL_COLUMNS = ("interval_seconds", "activity", "checks", "unchanged_since", "unchanged_checks", "revalidate",
+                 "updated_at")
+
+
+def _poll_values(state: PollState, at: datetime) -> Mapping[str, object]:
+    return {"interval_seconds": state.interval, "activity": state.activity, "checks": state.checks,
+            "unchanged_since": state.unchanged_since, "unchanged_checks": state.unchanged_checks,
+            "revalidate": state.revalidate, "updated_at": at}
 
 
 def record_move(store: Store, old_url: str, new_url: str, at: datetime | None = None) -> None:

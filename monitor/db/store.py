@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from monitor._types import Article, FeedState, MatchResult, StoredMatch
@@ -48,6 +48,32 @@ class ArticleRow:
     body: str
     source: str
     fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleWrite:
+    """One article for `Store.store_articles`: with its matches and the feed entries that named it."""
+
+    article: Article
+    results: Sequence[MatchResult]
+    entries: Sequence[tuple[int, str, str | None]]     # (feed id, entry key, canonical URL)
+    clear_failure: bool = False                        # forget the failed fetches of its page
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    """The outcome of one feed check, for `Store.record_feed_results` (see `record_feed_result`)."""
+
+    feed_id: int
+    fetched_at: datetime
+    status: str
+    error: str | None
+    error_count: int
+    next_due_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    new_url: str | None = None
 
 
 class Store:
@@ -91,7 +117,11 @@ class Store:
         Never deletes, and leaves stored feeds as they are.
         """
         now = _now()
-        rows = [_new_feed(url, title, source, interval, now) for url, title, interval in feeds]
+        # Most of the feeds of a configuration are stored already: look them up (a quick indexed
+        # read) rather than send every row in an insert that ignores them.
+        stored = self._stored_feed_urls([url for url, _title, _interval in feeds])
+        rows = [_new_feed(url, title, source, interval, now) for url, title, interval in feeds
+                if m.clean_text(url) not in stored]
         added = 0
         for chunk in _chunks(rows):
             with self._transaction() as conn:
@@ -102,6 +132,14 @@ class Store:
                 )
                 added += len(conn.execute(stmt).all())
         return added
+
+    def _stored_feed_urls(self, urls: Sequence[str]) -> set[str]:
+        """The stored feed URLs among `urls` (as stored: SafeText-cleaned)."""
+        found: set[str] = set()
+        with self._transaction() as conn:
+            for chunk in _chunks(list(dict.fromkeys(m.clean_text(url) for url in urls))):
+                found.update(conn.scalars(select(m.Feed.url).where(m.Feed.url.in_(chunk))))
+        return found
 
     def add_feed(
         self, url: str, *, title: str | None = None, source: str = "cli", interval_seconds: int | None = None,
@@ -158,15 +196,9 @@ class Store:
         `new_url` (a permanent redirect) replaces the feed's URL unless another feed already has it.
         `then` writes more of the same check in the same transaction (one commit per feed).
         """
-        values: dict[str, Any] = {
-            "last_fetched_at": fetched_at,
-            "last_status": status,
-            "last_error": error,
-            "error_count": error_count,
-            "next_due_at": next_due_at,
-        }
-        kept_unless_given = {"etag": etag, "last_modified": last_modified, "title": title}
-        values.update({name: value for name, value in kept_unless_given.items() if value is not None})
+        values = _feed_result_values(FeedResult(
+            feed_id, fetched_at=fetched_at, status=status, error=error, error_count=error_count,
+            next_due_at=next_due_at, etag=etag, last_modified=last_modified, title=title))
         if new_url is not None:
             _check_indexable(new_url, "feed URL")
         with self._transaction() as conn:
@@ -175,6 +207,34 @@ class Store:
                 other = aliased(m.Feed)
                 taken = exists(select(other.id).where(other.url == new_url))
                 conn.execute(update(m.Feed).where(m.Feed.id == feed_id, ~taken).values(url=new_url))
+            if then is not None:
+                then(conn)
+
+    def record_feed_results(self, results: Sequence[FeedResult],
+                            then: Callable[[Connection], None] | None = None) -> None:
+        """`record_feed_result` for many feeds in one transaction (a pass over many unchanged
+        feeds then costs one commit, not one per feed); `then` writes more in the same transaction."""
+        if not results and then is None:
+            return
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        moves: list[FeedResult] = []
+        for result in results:
+            values = _feed_result_values(result)
+            groups.setdefault(tuple(values), []).append({"feed_id": result.feed_id, **values})
+            if result.new_url is not None:
+                _check_indexable(result.new_url, "feed URL")
+                moves.append(result)
+        with self._transaction() as conn:
+            # One executemany per set of columns written (304s write the same ones).
+            for columns, rows in groups.items():
+                stmt = (update(m.Feed).where(m.Feed.id == bindparam("feed_id"))
+                        .values({column: bindparam(f"new_{column}") for column in columns}))
+                conn.execute(stmt, [{"feed_id": row["feed_id"], **{f"new_{c}": row[c] for c in columns}}
+                                    for row in rows])
+            for result in moves:
+                other = aliased(m.Feed)
+                taken = exists(select(other.id).where(other.url == result.new_url))
+                conn.execute(update(m.Feed).where(m.Feed.id == result.feed_id, ~taken).values(url=result.new_url))
             if then is not None:
                 then(conn)
 
@@ -238,13 +298,26 @@ class Store:
         fetches of the article's page. Returns (article id, whether the article was added, matches
         added). One transaction, so a crash leaves either all of it or none.
         """
+        return self.store_articles([ArticleWrite(article, results, entries, clear_failure)], at)[0]
+
+    def store_articles(self, writes: Sequence[ArticleWrite], at: datetime) -> list[tuple[int, bool, int]]:
+        """`store_article` for many articles in one transaction: all of them or none.
+
+        One commit per batch instead of one per article is most of the cost of storing on a busy
+        pass. Returns (article id, whether it was added, matches added) for each, in order.
+        """
+        for write in writes:
+            _check_indexable(write.article.url, "article URL")
+        stored: list[tuple[int, bool, int]] = []
         with self._transaction() as conn:
-            article_id, created = self._insert_article(conn, article)
-            added = self._insert_matches(conn, article_id, results, at)
-            self._insert_entries(conn, entries, at)
-            if clear_failure:
-                conn.execute(delete(m.PageFailure).where(m.PageFailure.url == article.url))
-        return article_id, created, added
+            for write in writes:
+                article_id, created = self._insert_article(conn, write.article)
+                stored.append((article_id, created, self._insert_matches(conn, article_id, write.results, at)))
+            self._insert_entries(conn, [entry for write in writes for entry in write.entries], at)
+            cleared = [write.article.url for write in writes if write.clear_failure]
+            if cleared:
+                conn.execute(delete(m.PageFailure).where(m.PageFailure.url.in_(cleared)))
+        return stored
 
     def _insert_article(self, conn: Connection, article: Article) -> tuple[int, bool]:
         _check_indexable(article.url, "article URL")
@@ -406,6 +479,20 @@ def _now() -> datetime:
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _feed_result_values(result: FeedResult) -> dict[str, Any]:
+    """The feed columns a check's result writes; None for etag, last_modified or title keeps the stored value."""
+    values: dict[str, Any] = {
+        "last_fetched_at": result.fetched_at,
+        "last_status": result.status,
+        "last_error": result.error,
+        "error_count": result.error_count,
+        "next_due_at": result.next_due_at,
+    }
+    kept_unless_given = {"etag": result.etag, "last_modified": result.last_modified, "title": result.title}
+    values.update({name: value for name, value in kept_unless_given.items() if value is not None})
+    return values
 
 
 def _check_indexable(url: str, what: str) -> None:

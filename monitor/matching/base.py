@@ -1,6 +1,7 @@
 """The data a story is made of, the analysed document rules read, and the rule interface."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
@@ -134,7 +135,7 @@ class Document:
 
     __slots__ = ("url", "title", "summary", "paragraphs", "published", "lang", "background",
                  "title_tokens", "summary_tokens", "paragraph_tokens", "vocabulary",
-                 "_index", "_token_parts", "_alias_parts", "_cache")
+                 "_index", "_token_parts", "_alias_parts", "_cache", "_sorted")
 
     def __init__(self, *, url: str = "", title: str = "", body: str = "", summary: str = "",
                  published: datetime | None = None, lang: str | None = None,
@@ -157,6 +158,7 @@ class Document:
             self.summary_tokens, *self.paragraph_tokens)
         # Rules of many stories ask the same questions; answers are kept per document.
         self._cache: dict[Any, Any] = {}
+        self._sorted: list[str] | None = None
 
     @classmethod
     def from_article(cls, article: Article, background: Background | None = None) -> Document:
@@ -213,12 +215,21 @@ class Document:
                 for token in dict.fromkeys(tokens):
                     self._token_parts.setdefault(token, []).append(part)
         if alias.prefix and len(alias.tokens) == 1:
-            head = alias.tokens[0]
-            found = tuple(sorted({p for token, parts in self._token_parts.items() if token.startswith(head)
-                                  for p in parts}))
+            found = tuple(sorted({p for token in self._tokens_starting(alias.tokens[0])
+                                  for p in self._token_parts[token]}))
         elif len(alias.tokens) == 1:
             found = tuple(self._token_parts.get(alias.first, ()))
         else:
             found = tuple(p for p in self._token_parts.get(alias.first, ()) if self.has(alias, p))
         self._alias_parts[key] = found
         return found
+
+    def _tokens_starting(self, head: str) -> list[str]:
+        """The vocabulary tokens that start with `head`: a range of the sorted vocabulary."""
+        if self._sorted is None:
+            self._sorted = sorted(self.vocabulary)
+        start = bisect_left(self._sorted, head)
+        end = start
+        while end < len(self._sorted) and self._sorted[end].startswith(head):
+            end += 1
+        return self._sorted[start:end]

@@ -26,6 +26,9 @@ __all__ = ["Matcher"]
 
 log = logging.getLogger("monitor.matching")
 
+# Characters of a prefix alias tested before its whole length is looked up (see Matcher.candidates).
+_HEAD = 3
+
 
 class _CompiledStory:
     __slots__ = ("story", "rules", "facets")
@@ -76,6 +79,13 @@ class Matcher:
                         self._prefix[len(alias.first)][alias.first].append((index, label))
                     else:
                         self._exact[alias.first].append((index, label))
+        # The first characters of the prefix aliases: one cheap test per vocabulary token selects the
+        # few tokens worth a lookup per prefix length.
+        heads: dict[int, set[str]] = defaultdict(set)
+        for table in self._prefix.values():
+            for prefix in table:
+                heads[min(len(prefix), _HEAD)].add(prefix[:_HEAD])
+        self._heads = {n: frozenset(h) for n, h in heads.items()}
 
     @property
     def stories(self) -> list[Story]:
@@ -84,12 +94,15 @@ class Matcher:
     def candidates(self, doc: Document) -> list[int]:
         """Indexes of the stories that might match: all facets have a token in the document."""
         seen: dict[int, set[str]] = defaultdict(set)
-        for token in doc.vocabulary:
-            for index, label in self._exact.get(token, ()):
+        for token in doc.vocabulary.intersection(self._exact):
+            for index, label in self._exact[token]:
                 seen[index].add(label)
-            for length, table in self._prefix.items():
-                for index, label in table.get(token[:length], ()):
-                    seen[index].add(label)
+        if self._heads:
+            prefixed = {token for n, heads in self._heads.items() for token in doc.vocabulary if token[:n] in heads}
+            for token in prefixed:
+                for length, table in self._prefix.items():
+                    for index, label in table.get(token[:length], ()):
+                        seen[index].add(label)
         found = [i for i, labels in seen.items() if len(labels) == self._facet_counts[i]]
         return sorted(found + self._unfiltered)
 

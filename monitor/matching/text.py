@@ -17,6 +17,13 @@ __all__ = ["fold", "tokenize", "split_paragraphs", "split_sentences", "find_phra
 _CJK = r"\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 _IS_CJK = re.compile(rf"[{_CJK}]")
+# _TOKEN for a text without CJK characters (the regular expression is twice as fast).
+_WORD = re.compile(r"[^\W_]+")
+_NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
+# Folded non-ASCII runs, kept between calls: the same few (quotes, dashes, accented letters) recur.
+_FOLDED_RUNS: dict[str, str] = {}
+_MAX_FOLDED_RUNS = 20_000
+_MAX_KEPT_RUN = 32
 _FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A sentence ends at . ! ? (or their full-width forms) followed by space and an opening capital,
@@ -29,17 +36,41 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "gen", "sen", "rep", 
 
 def fold(text: str) -> str:
     """Lower-case, compatibility-normalise and strip accents: 'Corée' -> 'coree', 'ẞ' -> 'ss'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    if text.isascii():
+        return text.lower()
+    # ASCII runs only need lower-casing; the rest is folded run by run (runs repeat: ’ é – ...).
+    # Equivalent to folding the whole text: normalisation never reorders or composes across an
+    # ASCII character (tests/test_matching_text.py checks it against the whole-text version).
+    pieces = _NON_ASCII_RUN.split(text)
+    for i in range(0, len(pieces), 2):
+        pieces[i] = pieces[i].lower()
+    for i in range(1, len(pieces), 2):
+        pieces[i] = _fold_run(pieces[i])
+    return "".join(pieces)
+
+
+def _fold_run(run: str) -> str:
+    folded = _FOLDED_RUNS.get(run)
+    if folded is not None:
+        return folded
+    decomposed = unicodedata.normalize("NFKD", run.casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     # Hangul decomposes into jamo under NFKD; recompose so syllables stay whole.
-    return unicodedata.normalize("NFC", stripped).translate(_FOLD_EXTRA)
+    folded = unicodedata.normalize("NFC", stripped).translate(_FOLD_EXTRA)
+    if len(run) <= _MAX_KEPT_RUN:
+        if len(_FOLDED_RUNS) >= _MAX_FOLDED_RUNS:
+            _FOLDED_RUNS.clear()
+        _FOLDED_RUNS[run] = folded
+    return folded
 
 
 def tokenize(text: str) -> list[str]:
     """Folded word tokens; runs of CJK characters become their character bigrams."""
+    folded = fold(text)
+    if _IS_CJK.search(folded) is None:
+        return _WORD.findall(folded)
     out: list[str] = []
-    for match in _TOKEN.finditer(fold(text)):
-        run = match.group()
+    for run in _TOKEN.findall(folded):
         if _IS_CJK.match(run):
             if len(run) == 1:
                 out.append(run)
