@@ -85,7 +85,7 @@ class Fetcher:
         # pile up nor reach another fetch), no proxy or .netrc is read from the environment (a
         # proxy would bypass netguard), and the Client's per-request work (cookie jar, header
         # merging, URL re-parsing) was a third of the CPU a small fetch costs.
-        self._transport = _Transport(policy.allow_private_addresses, max_connections, self._closed)
+        self._transport = DeadlineTransport(policy.allow_private_addresses, max_connections, self._closed)
         self._timeouts = httpx.Timeout(
             connect=policy.connect_timeout,
             read=policy.read_timeout,
@@ -482,8 +482,20 @@ class _DeadlineBackend(GuardedBackend):
         return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options), self._closed)
 
 
-class _Transport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool whose connections come from `_DeadlineBackend`."""
+@contextmanager
+def total_deadline(seconds: float) -> Iterator[None]:
+    """Within the block, every connection of a DeadlineTransport ends its reads and writes
+    `seconds` from now at the latest, however slowly the other side sends."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose connections come from `_DeadlineBackend`:
+    guarded addresses, and the total deadline of the request in progress (`total_deadline`)."""
 
     def __init__(self, allow_private: bool, max_connections: int, closed: threading.Event) -> None:
         # HTTPTransport cannot be given a network backend; its only state is this pool, so

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,7 +20,7 @@ from monitor.alerts import DeliveryError, deliver_alerts, prepare_delivery
 from monitor.alerts.message import MAX_ITEMS, batch_of, slack_body
 from monitor.alerts.policy import SEND_HOLD, after_attempt
 from monitor.alerts.webhook import post, redact
-from monitor.config import DeliverySettings, FetchSettings, Settings, settings_from_dict
+from monitor.config import DeliverySettings, Duration, FetchSettings, Settings, settings_from_dict
 from monitor.db.alerts import AlertLedger
 from monitor.db.store import Store
 from monitor.exceptions import ConfigError
@@ -281,6 +282,28 @@ def test_a_private_webhook_is_refused_unless_allowed_and_its_secret_is_never_sho
     assert redact("https://hooks.slack.example/services/T000/B000/XXXX") == "https://hooks.slack.example/…"
     with pytest.raises(DeliveryError, match=r"HTTP 404 \(refused\)"):
         post(receiver.server.url("/elsewhere"), b"{}", "application/json", FetchSettings(allow_private_addresses=True))
+
+
+def test_a_webhook_receiver_trickling_its_answer_is_given_up_at_the_total_deadline() -> None:
+    """Each header line comes well within the read timeout, and the headers never end: only the
+    total deadline (fetch.total_timeout) can end the delivery."""
+    from _httpserver import LocalServer
+
+    def trickle(h: Any) -> None:
+        h.close_connection = True
+        h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        while not server.stopping.is_set():
+            h.wfile.write(b"X-Slow: 1\r\n")
+            h.wfile.flush()
+            server.stopping.wait(0.1)
+
+    with LocalServer() as server:
+        server.routes["/hook"] = trickle
+        fetch = FetchSettings(allow_private_addresses=True, read_timeout=Duration(2), total_timeout=Duration(1.5))
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timed out"):
+            post(server.url("/hook"), b"{}", "application/json", fetch)
+        assert time.monotonic() - started < 10      # not the minutes the endless headers would take
 
 
 def test_email_alert_through_a_real_smtp_server(store: Store) -> None:

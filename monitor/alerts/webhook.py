@@ -2,19 +2,21 @@
 
 A webhook address is configuration, not web input, but it still goes through
 `monitor.netguard`: no loopback or private address unless `fetch.allow_private_addresses`,
-no proxy from the environment, and each step bounded by the `[fetch]` timeouts. Only the
+no proxy from the environment, each step bounded by the `[fetch]` timeouts and the whole
+exchange by `fetch.total_timeout` (a receiver trickling its answer cannot hold delivery). Only the
 status line and a few bytes of an error body are read. Webhook URLs often carry their secret
 in the path (Slack's do), so messages name only the scheme and host.
 """
 from __future__ import annotations
 
-import httpcore
+import threading
+
 import httpx
 
 from monitor.alerts.errors import DeliveryError
 from monitor.config import FetchSettings
 from monitor.exceptions import BlockedAddressError
-from monitor.netguard import GuardedBackend
+from monitor.fetch import DeadlineTransport, total_deadline
 
 _ERROR_DETAIL_BYTES = 200
 
@@ -26,8 +28,9 @@ def post(url: str, body: bytes, content_type: str, fetch: FetchSettings) -> None
                             write=float(fetch.read_timeout), pool=float(fetch.connect_timeout))
     headers = {"Content-Type": content_type, "User-Agent": fetch.user_agent}
     try:
-        with httpx.Client(transport=_GuardedTransport(fetch.allow_private_addresses), timeout=timeout,
-                          follow_redirects=False, trust_env=False) as client:
+        with total_deadline(float(fetch.total_timeout)), \
+                httpx.Client(transport=DeadlineTransport(fetch.allow_private_addresses, 1, threading.Event()),
+                             timeout=timeout, follow_redirects=False, trust_env=False) as client:
             with client.stream("POST", url, content=body, headers=headers) as response:
                 status = response.status_code
                 detail = _detail(response) if status >= 300 else ""
@@ -59,14 +62,3 @@ def _detail(response: httpx.Response) -> str:
         text = " ".join(chunk[:_ERROR_DETAIL_BYTES].decode("utf-8", "replace").split())
         return f": {text}" if text else ""
     return ""
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool whose connections `GuardedBackend` checks."""
-
-    def __init__(self, allow_private: bool) -> None:
-        # HTTPTransport cannot be given a network backend; its only state is this pool.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=1,
-            network_backend=GuardedBackend(allow_private),
-        )
