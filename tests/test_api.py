@@ -272,7 +272,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_monitor_serve_runs_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_monitor_serve_runs_until_interrupted(tmp_path: Path, stop: signal.Signals) -> None:
     config = tmp_path / "monitor.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[[stories]]\nid = "{SUMMIT}"\n'
                       f'[serve]\nmax_body_bytes = 2048\n', encoding="utf-8")
@@ -287,9 +288,10 @@ def test_monitor_serve_runs_until_interrupted(tmp_path: Path) -> None:
                              headers={"X-Miniflux-Signature": "0" * 64})
         assert too_big.status_code == 413
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors
+    assert "stopped serving" in errors          # the service was closed, not cut off
     assert f"read API http://127.0.0.1:{port}/api" in errors
     assert f"Miniflux webhook http://127.0.0.1:{port}/webhooks/miniflux" in errors
 
