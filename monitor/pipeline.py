@@ -87,6 +87,15 @@ class PassSummary:
     seconds: float = 0.0
     matches_by_story: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
+    def add(self, other: PassSummary) -> None:
+        """Count `other` in too (several ingests summed up as one)."""
+        for name in ("feeds", "feeds_ok", "feeds_not_modified", "feeds_failed", "new_entries", "new_articles",
+                     "from_feed_text", "pages_failed", "new_matches", "rule_errors", "extractions_abandoned"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds += other.seconds
+        for story, n in other.matches_by_story.items():
+            self.matches_by_story[story] += n
+
     def line(self) -> str:
         stories = ", ".join(f"{k} {v}" for k, v in sorted(self.matches_by_story.items()))
         return (f"{'stopped' if self.stopped else 'pass done'} in {self.seconds:.1f}s: feeds {self.feeds_ok} ok, "

@@ -181,7 +181,7 @@ class MonitorService:
                 inbox.release(self.store.engine, ids)
                 return False
             inbox.done(self.store.engine, ids)
-            _add(total, summary)
+            total.add(summary)
             matched |= summary.new_matches > 0
             log.info("%s, %s: %d entries: %s", origin, feed_url, len(entries), summary.line())
         if matched:
@@ -220,15 +220,6 @@ class MonitorService:
 def _check_origin(origin: str) -> None:
     if origin not in ORIGINS:
         raise ValueError(f"unknown origin {origin!r}: one of {', '.join(ORIGINS)}")
-
-
-def _add(total: PassSummary, s: PassSummary) -> None:
-    for name in ("feeds", "feeds_ok", "new_entries", "new_articles", "from_feed_text", "pages_failed",
-                 "new_matches", "rule_errors", "extractions_abandoned"):
-        setattr(total, name, getattr(total, name) + getattr(s, name))
-    total.seconds += s.seconds
-    for story, n in s.matches_by_story.items():
-        total.matches_by_story[story] += n
 
 
 def _now() -> datetime:

@@ -9,15 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from monitor.db import models as m
 from monitor.db.engine import transaction
-from monitor.db.store import Store
-
-# Matches are filed under their article's publication time, else when it was first seen
-# (as the digest files them: StoredMatch.when).
-_WHEN = func.coalesce(m.Article.published, m.Article.fetched_at)
+from monitor.db.store import FILED_AT, Store, matches_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +56,9 @@ def page_of_matches(store: Store, where: MatchFilter, *, limit: int, offset: int
         m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
         m.Article.outlet, m.Article.lang, m.Article.published, m.Article.fetched_at,
     )
-    page = (_filtered(select(*columns), where)
-            .order_by(_WHEN.desc(), m.Article.id.desc(), m.Match.story_id).limit(limit).offset(offset))
-    total = _filtered(select(func.count()), where)
+    page = (matches_in(select(*columns), where.story_ids, where.since, where.until, where.min_score)
+            .order_by(FILED_AT.desc(), m.Article.id.desc(), m.Match.story_id).limit(limit).offset(offset))
+    total = matches_in(select(func.count()), where.story_ids, where.since, where.until, where.min_score)
     with transaction(store.engine) as conn:
         rows = conn.execute(page).all()
         count = int(conn.execute(total).scalar_one())
@@ -71,15 +67,3 @@ def page_of_matches(store: Store, where: MatchFilter, *, limit: int, offset: int
                      feed_url=r.feed_url, title=r.title, outlet=r.outlet, lang=r.lang, published=r.published,
                      first_seen=r.fetched_at) for r in rows], count
 
-
-def _filtered(stmt: Select, where: MatchFilter) -> Select:
-    stmt = stmt.select_from(m.Match).join(m.Article, m.Match.article_id == m.Article.id)
-    if where.story_ids is not None:
-        stmt = stmt.where(m.Match.story_id.in_(list(where.story_ids)))
-    if where.since is not None:
-        stmt = stmt.where(_WHEN >= where.since)
-    if where.until is not None:
-        stmt = stmt.where(_WHEN < where.until)
-    if where.min_score > 0:
-        stmt = stmt.where(m.Match.score >= where.min_score)
-    return stmt

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from monitor._types import Article, FeedState, MatchResult, StoredMatch
@@ -438,24 +438,16 @@ class Store:
 
         An article's time is its publication date, else when it was first seen.
         """
-        when = func.coalesce(m.Article.published, m.Article.fetched_at)
-        stmt = (
+        if story_ids is not None and not story_ids:
+            return []
+        stmt = matches_in(
             select(
                 m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
                 m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
                 m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body,
-            )
-            .join(m.Article, m.Match.article_id == m.Article.id)
-            .order_by(when, m.Match.story_id, m.Article.id)
-        )
-        if story_ids is not None:
-            if not story_ids:
-                return []
-            stmt = stmt.where(m.Match.story_id.in_(list(story_ids)))
-        if since is not None:
-            stmt = stmt.where(when >= since)
-        if until is not None:
-            stmt = stmt.where(when < until)
+            ),
+            story_ids, since, until,
+        ).order_by(FILED_AT, m.Match.story_id, m.Article.id)
         with self._transaction() as conn:
             return [_stored_match(row) for row in conn.execute(stmt)]
 
@@ -507,6 +499,26 @@ def _stored_entry_key(key: str) -> str:
     if len(stored.encode("utf-8")) > _MAX_INDEXED_BYTES:
         return "sha256:" + hashlib.sha256(stored.encode("utf-8")).hexdigest()
     return stored
+
+
+# A match is filed under its article's publication time, else when the article was first seen.
+FILED_AT = func.coalesce(m.Article.published, m.Article.fetched_at)
+
+
+def matches_in(stmt: Select[Any], story_ids: Sequence[str] | None, since: datetime | None,
+               until: datetime | None, min_score: float = 0.0) -> Select[Any]:
+    """`stmt` over matches joined to their articles, narrowed to `story_ids` (None: every story),
+    filed in [since, until), scoring at least `min_score`: what the digest and the read API select."""
+    stmt = stmt.select_from(m.Match).join(m.Article, m.Match.article_id == m.Article.id)
+    if story_ids is not None:
+        stmt = stmt.where(m.Match.story_id.in_(list(story_ids)))
+    if since is not None:
+        stmt = stmt.where(FILED_AT >= since)
+    if until is not None:
+        stmt = stmt.where(FILED_AT < until)
+    if min_score > 0:
+        stmt = stmt.where(m.Match.score >= min_score)
+    return stmt
 
 
 def _new_feed(url: str, title: str | None, source: str, interval_seconds: int | None, now: datetime) -> dict[str, Any]:
