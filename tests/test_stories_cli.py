@@ -69,8 +69,8 @@ def test_add_from_a_file_then_show_and_refuse_to_overwrite(tmp_path: Path) -> No
     config = _config(tmp_path, plugins='[plugins]\npaths = ["plugins"]')
     shown = monitor(config, "stories", "show", "harbour-strike").stdout
     assert shown.startswith(f"harbour-strike: {_HARBOUR[0]}")
-    for part in ("origin      plugins/harbour-strike.toml", "window      2021-03-01", "coverage", "weight 6",
-                 "facets", "top terms", "text from"):
+    for part in ("origin      plugins/harbour-strike.toml", "window      2021-03-01", "reference", "weight 33.95",
+                 "anchor: harbour, eastwick, dockers, strike", "top terms", "text from"):
         assert part in shown, part
 
     refused = monitor(config, "stories", "add", "harbour-strike", "--reference", "strike.txt", code=2)

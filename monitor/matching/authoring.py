@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -112,21 +112,20 @@ def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, que
     """A starting story table derived from the article, validated; and the profile it came from."""
     article = read.article
     published = article.published.date() if article.published else None
-    profile = derive_profile(article.body, title=article.title, year=published.year if published else None)
+    profile = derive_profile(article.body, title=article.title, year=published.year if published else None,
+                             max_terms=None)
     if not profile.terms:
         raise MonitorError(f"{read.source}: too little text to derive a profile from")
     table = story_table(profile, story_id=story_id, title=title or article.title or story_id,
                         reference_url=read.source if read.is_url else None, published=published)
     if not read.is_url:
         table["reference"] = {"path": read.source, **({"title": article.title} if article.title else {})}
-    if not table["facets"]["who"]:  # type: ignore[index]
-        del table["facets"]["who"]  # type: ignore[index,attr-defined]
     if start is not None or end is not None:
         table.pop("start", None), table.pop("end", None)
         if start is not None:
-            table["start"] = start.isoformat()
+            table["start"] = _day_or_time(start)
         if end is not None:
-            table["end"] = end.isoformat()
+            table["end"] = _day_or_time(end)   # a bare date: the whole of that day is inside
         if not any(r["name"] == "window" for r in table["rules"]):  # type: ignore[union-attr,index]
             table["rules"] = [{"name": "window", "required": True, "weight": 0.0}, *table["rules"]]  # type: ignore[misc]
     if query:
@@ -141,6 +140,12 @@ def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, que
                                             "params": {"query": query}}]
     parse_story(table, origin="stories add")
     return table, profile
+
+
+def _day_or_time(when: datetime) -> str:
+    if when.utcoffset() == timedelta(0) and when.time() == time(0):
+        return when.date().isoformat()
+    return when.isoformat()
 
 
 def write_story(table: Mapping[str, Any], folder: Path, *, force: bool = False, source: str = "") -> Path:
@@ -176,7 +181,8 @@ def describe(story: Story) -> str:
         lines.append(f"    {spec.name:10} v{version:4} weight {spec.weight:<5g}{'  required' if spec.required else ''}"
                      f"{f'  ({params})' if params else ''}")
     if story.facets:
-        lines.append("  facets (a passage is on the story when it engages each):")
+        lines.append("  facets (an article is scored only when it has a word of each; the title, lead and "
+                     "coverage rules read them passage by passage):")
         lines += [f"    {f.label}: {', '.join(f.entries)}" for f in story.facets]
     for heading, names in (("names", story.names), ("places", story.places)):
         if names:

@@ -219,10 +219,15 @@ class CoverageRule:
 
 
 class ReferenceRule:
-    """Cosine similarity of the document with the story's weighted terms; `full_at` maps to 1."""
+    """Cosine similarity of the document with the story's weighted terms; `full_at` maps to 1.
+
+    The evidence names the words that weigh most in the similarity, so a person sees what the
+    article shares with the reference rather than a bare number.
+    """
 
     name = "reference"
-    version = "1"
+    version = "2"
+    _SHOWN = 6
 
     def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
         _no_unknown(params, {"full_at"})
@@ -238,8 +243,11 @@ class ReferenceRule:
                       *(t for part in doc.paragraph_tokens for t in part)]
             vector = doc.cache["tfidf"] = tfidf_vector(tokens, doc.background)
         value = similarity(vector, self.terms)
-        return RuleResult(min(1.0, value / self.full_at), (f"reference similarity {value:.2f}",),
-                          {"similarity": round(value, 4)})
+        evidence = f"reference similarity {value:.2f}"
+        if value > 0.0:
+            shared = sorted(((w * self.terms[t], t) for t, w in vector.items() if t in self.terms), reverse=True)
+            evidence += f" (shares {', '.join(t for _, t in shared[:self._SHOWN])})"
+        return RuleResult(min(1.0, value / self.full_at), (evidence,), {"similarity": round(value, 4)})
 
 
 class QueryRule:
