@@ -25,7 +25,7 @@ from .urls import absolute_http_url
 if TYPE_CHECKING:
     from trafilatura.settings import Document
 
-__all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "extract_page", "html_to_text"]
+__all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "extract_page", "guess_language", "html_to_text"]
 
 # What extract_page imports on first use (a few tenths of a second): the process that only
 # fetches and stores never needs them; extraction workers load them once, before forking.
@@ -139,7 +139,7 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
         author=meta.author or None,
         published=published,
         site_name=meta.sitename or None,
-        lang=lang or _guess_lang(body),
+        lang=lang or guess_language(body),
         canonical_url=canonical,
         description=meta.description or None,
     )
@@ -345,7 +345,8 @@ def _block_texts(root: lxml.html.HtmlElement) -> list[str]:
     return [text for text in (_lines(block) for block in blocks) if text]
 
 
-def _guess_lang(body: str) -> str | None:
+def guess_language(body: str) -> str | None:
+    """ISO 639-1 code of the text's language by its script or its commonest words; None if unsure."""
     sample = body[:3000]
     if not sample:
         return None

@@ -14,6 +14,7 @@ import pytest
 from _httpserver import LocalServer
 
 from monitor._types import Article
+from monitor.matching.profile import DERIVED_SIMILARITY_WEIGHT
 from monitor.db.store import Store
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -69,7 +70,7 @@ def test_add_from_a_file_then_show_and_refuse_to_overwrite(tmp_path: Path) -> No
     config = _config(tmp_path, plugins='[plugins]\npaths = ["plugins"]')
     shown = monitor(config, "stories", "show", "harbour-strike").stdout
     assert shown.startswith(f"harbour-strike: {_HARBOUR[0]}")
-    for part in ("origin      plugins/harbour-strike.toml", "window      2021-03-01", "reference", "weight 33.95",
+    for part in ("origin      plugins/harbour-strike.toml", "window      2021-03-01", "reference", f"weight {DERIVED_SIMILARITY_WEIGHT:g}",
                  "anchor: harbour, eastwick, dockers, strike", "top terms", "text from"):
         assert part in shown, part
 

@@ -16,6 +16,7 @@ from monitor._types import Article, MatchResult
 from monitor.exceptions import ConfigError, FetchError, MonitorError, QueryError
 from monitor.matching.base import RuleResult, Story
 from monitor.matching.loader import parse_story
+from monitor.matching.names import derive_names
 from monitor.matching.profile import Profile, derive_profile, story_table, to_toml
 
 __all__ = ["ReadArticle", "read_article", "check_story_id", "new_story", "write_story", "describe", "explain"]
@@ -116,8 +117,12 @@ def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, que
                              max_terms=None)
     if not profile.terms:
         raise MonitorError(f"{read.source}: too little text to derive a profile from")
+    from monitor.extract import guess_language
+
     table = story_table(profile, story_id=story_id, title=title or article.title or story_id,
-                        reference_url=read.source if read.is_url else None, published=published)
+                        reference_url=read.source if read.is_url else None, published=published,
+                        names=derive_names(article.title, article.body),
+                        lang=(article.lang or guess_language(article.body) or "")[:2].lower() or None)
     if not read.is_url:
         table["reference"] = {"path": read.source, **({"title": article.title} if article.title else {})}
     if start is not None or end is not None:

@@ -10,12 +10,13 @@
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Mapping
 
 from monitor.matching.base import Document, RuleResult, Story
 from monitor.matching.profile import similarity, tfidf_vector
-from monitor.matching.text import Alias, parse_alias
+from monitor.matching.text import Alias, parse_alias, tokenize
 
 __all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
            "FacetIndex"]
@@ -223,6 +224,10 @@ class ReferenceRule:
 
     The evidence names the words that weigh most in the similarity, so a person sees what the
     article shares with the reference rather than a bare number.
+
+    With `lang` (the reference's language) and `names_scale`, an article in another language is
+    also compared on the story's names alone, the one vocabulary two languages share ("Skripal",
+    "Salisbury"): that similarity, times `names_scale`, stands in when it is the larger.
     """
 
     name = "reference"
@@ -230,11 +235,22 @@ class ReferenceRule:
     _SHOWN = 6
 
     def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
-        _no_unknown(params, {"full_at"})
+        _no_unknown(params, {"full_at", "lang", "names_scale"})
         if not story.terms:
             raise ValueError("the story has no weighted terms (set `terms` or a reference path)")
         self.terms = dict(story.terms)
         self.full_at = _number(params, "full_at", 0.3, 0.01, 1.0)
+        lang = params.get("lang")
+        if lang is not None and (not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2}", lang)):
+            raise ValueError(f"parameter 'lang' must be an ISO 639-1 code such as 'en', got {lang!r}")
+        self.lang: str | None = lang
+        self.names_scale = _number(params, "names_scale", 0.0, 0.0, 1.0)
+        name_tokens = {t for n in (*story.names, *story.places) for a in (n.name, *n.aliases) for t in tokenize(a)}
+        self.name_terms = {t: w for t, w in self.terms.items() if t in name_tokens}
+
+    def _shared(self, vector: Mapping[str, float], terms: Mapping[str, float]) -> str:
+        shared = sorted(((w * terms[t], t) for t, w in vector.items() if t in terms), reverse=True)
+        return ", ".join(t for _, t in shared[:self._SHOWN])
 
     def evaluate(self, doc: Document) -> RuleResult:
         vector = doc.cache.get("tfidf")
@@ -243,11 +259,18 @@ class ReferenceRule:
                       *(t for part in doc.paragraph_tokens for t in part)]
             vector = doc.cache["tfidf"] = tfidf_vector(tokens, doc.background)
         value = similarity(vector, self.terms)
-        evidence = f"reference similarity {value:.2f}"
-        if value > 0.0:
-            shared = sorted(((w * self.terms[t], t) for t, w in vector.items() if t in self.terms), reverse=True)
-            evidence += f" (shares {', '.join(t for _, t in shared[:self._SHOWN])})"
-        return RuleResult(min(1.0, value / self.full_at), (evidence,), {"similarity": round(value, 4)})
+        evidence = [f"reference similarity {value:.2f}" + (f" (shares {self._shared(vector, self.terms)})"
+                                                           if value > 0.0 else "")]
+        details: dict[str, Any] = {"similarity": round(value, 4)}
+        if self.names_scale and self.lang and doc.lang and doc.lang.lower()[:2] != self.lang and self.name_terms:
+            names_only = {t: w for t, w in vector.items() if t in self.name_terms}
+            by_names = similarity(names_only, self.name_terms)
+            details["names_similarity"] = round(by_names, 4)
+            if self.names_scale * by_names > value:
+                value = self.names_scale * by_names
+                evidence = [f"written in {doc.lang}, the reference in {self.lang}: names similarity "
+                            f"{by_names:.2f} (shares {self._shared(names_only, self.name_terms)})"]
+        return RuleResult(min(1.0, value / self.full_at), tuple(evidence), details)
 
 
 class QueryRule:

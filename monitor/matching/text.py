@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
-__all__ = ["fold", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
+__all__ = ["CALENDAR_WORDS", "fold", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
            "parse_alias"]
 
 # Han, Hiragana, Katakana, Hangul syllables and jamo: written without spaces between words.
@@ -25,6 +25,9 @@ _FOLDED_RUNS: dict[str, str] = {}
 _MAX_FOLDED_RUNS = 20_000
 _MAX_KEPT_RUN = 32
 _FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+# Capitalised in English texts without being names (the days and months of other languages are not).
+CALENDAR_WORDS = frozenset("january february march april may june july august september october november december "
+                           "monday tuesday wednesday thursday friday saturday sunday".split())
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A sentence ends at . ! ? (or their full-width forms) followed by space and an opening capital,
 # digit or quote; abbreviations such as "Mr." or "U.S." before a capital are joined back below.
