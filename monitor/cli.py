@@ -482,14 +482,13 @@ def _story_add(settings: Settings, args: argparse.Namespace) -> int:
     table, profile = authoring.new_story(story_id, read, title=args.title, query=args.query,
                                          start=args.start, end=args.end)
     path = authoring.write_story(table, folder, force=args.force, source=read.source)
-    facets = table["facets"]
     print(f"wrote {path}\n  title   {table['title']}\n  window  {table.get('start', 'any time')} to "
           f"{table.get('end', 'open')}")
-    for label, entries in facets.items():
-        print(f"  facet {label}: {', '.join(entries)}")
+    for entry in table.get("names", []):
+        also = f" (also {', '.join(entry['aliases'])})" if entry.get("aliases") else ""
+        print(f"  name    {entry['name']}{also}")
     print(f"  terms   {', '.join(list(profile.terms)[:12])} ({len(profile.terms)} in all)")
-    if profile.places:
-        print(f"  places  {', '.join(profile.places[:8])}")
+    print(f"  anchors {', '.join(table['anchors'])} ({table['anchors_needed']} needed)")
     if args.query:
         print(f"  query   {args.query} (required)")
     searched = {p.resolve() for p in settings.plugin_dirs} | ({project_plugin_dir().resolve()} if project_plugin_dir() else set())

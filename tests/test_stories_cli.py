@@ -71,7 +71,7 @@ def test_add_from_a_file_then_show_and_refuse_to_overwrite(tmp_path: Path) -> No
     shown = monitor(config, "stories", "show", "harbour-strike").stdout
     assert shown.startswith(f"harbour-strike: {_HARBOUR[0]}")
     for part in ("origin      plugins/harbour-strike.toml", "window      2021-03-01", "reference", f"weight {DERIVED_SIMILARITY_WEIGHT:g}",
-                 "anchor: harbour, eastwick, dockers, strike", "top terms", "text from"):
+                 "anchors (an article is scored only when it has 2", "harbour, eastwick, dockers, strike", "names:", "Jane Doe", "top terms", "text from"):
         assert part in shown, part
 
     refused = monitor(config, "stories", "add", "harbour-strike", "--reference", "strike.txt", code=2)

@@ -186,9 +186,11 @@ def describe(story: Story) -> str:
         lines.append(f"    {spec.name:10} v{version:4} weight {spec.weight:<5g}{'  required' if spec.required else ''}"
                      f"{f'  ({params})' if params else ''}")
     if story.facets:
-        lines.append("  facets (an article is scored only when it has a word of each; the title, lead and "
-                     "coverage rules read them passage by passage):")
+        lines.append("  facets (a passage is on the story when it engages each):")
         lines += [f"    {f.label}: {', '.join(f.entries)}" for f in story.facets]
+    if story.anchors:
+        lines.append(f"  anchors (an article is scored only when it has {story.anchors_needed} of these words):")
+        lines.append(f"    {', '.join(story.anchors)}")
     for heading, names in (("names", story.names), ("places", story.places)):
         if names:
             lines.append(f"  {heading}:")
@@ -208,8 +210,8 @@ def explain(story: Story, result: MatchResult, rules: Mapping[str, RuleResult], 
     """A decision rule by rule: score, weight, contribution to the logit, evidence; then the verdict."""
     lines = [f"story {story.id}: {story.title}"]
     if not candidate:
-        lines.append("  prefilter: the article lacks a word of some facet, so the daemon would not even "
-                     "score it (scored here anyway)")
+        lines.append("  prefilter: the article lacks a word of some facet or enough anchors, so the daemon "
+                     "would not even score it (scored here anyway)")
     lines.append(f"  {'rule':10} {'score':>6} {'weight':>7} {'adds':>7}")
     lines.append(f"  {'bias':10} {'':>6} {'':>7} {story.bias:>+7.2f}")
     for spec in story.rules:

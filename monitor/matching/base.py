@@ -85,6 +85,10 @@ class Story:
     terms: Mapping[str, float] = field(default_factory=dict)
     rules: tuple[RuleSpec, ...] = ()
     origin: str = "config"
+    # The prefilter of a story without facets: an article is scored only when it holds at least
+    # `anchors_needed` of these words (a derived story's heaviest reference terms).
+    anchors: tuple[str, ...] = ()
+    anchors_needed: int = 1
     # Names learned from confident matches (monitor.matching.evolve): never facets, small weight.
     learned: tuple[str, ...] = ()
 

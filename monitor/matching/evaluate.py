@@ -3,7 +3,8 @@ published, lang, label on/brief/off, category).
 
 `brief` rows (passing mentions) are not scored either way. Besides precision, recall and F1,
 the report gives the TDT detection cost C_norm = P_miss + 4.9 * P_FA (lower is better; 1.0 is
-what a system that flags nothing scores), a threshold sweep, and the misses and false alarms
+what a system that flags nothing scores), a threshold sweep, a reliability table with the
+expected calibration error (monitor.matching.calibration), and the misses and false alarms
 by category.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from monitor._types import Article
 from monitor.exceptions import MonitorError
 from monitor.matching.base import Story
+from monitor.matching.calibration import ReliabilityBin, expected_calibration_error, reliability
 from monitor.matching.matcher import Matcher
 
 __all__ = ["EvalReport", "SweepPoint", "evaluate_corpus", "metrics"]
@@ -54,6 +56,8 @@ class EvalReport:
     scores: Mapping[str, float] = field(default_factory=dict)   # row id -> score
     non_english: tuple[int, int] = (0, 0)          # (right, scored) among rows whose lang is not "en"
     mean_ms: float = 0.0
+    reliability: tuple[ReliabilityBin, ...] = ()   # scores against what the labels say, by bins
+    calibration_error: float = 0.0                 # ECE over the on and off rows
 
     def format(self) -> str:
         lines = [
@@ -67,6 +71,11 @@ class EvalReport:
             *(f"  {p.threshold:.2f}  P {p.precision:.3f}  R {p.recall:.3f}  F1 {p.f1:.3f}  C_norm {p.c_norm:.3f}"
               for p in self.sweep),
         ]
+        lines += ["reliability (is a score of 0.8 right eight times in ten?):",
+                  f"  {'scores':11} {'articles':>8} {'mean score':>10} {'share on':>8}",
+                  *(f"  {b.low:.1f}-{b.high:.1f}    {b.count:>8} {b.mean_score:>10.2f} {b.observed:>8.2f}"
+                    for b in self.reliability),
+                  f"expected calibration error (ECE) {self.calibration_error:.3f}"]
         for heading, groups in (("misses", self.misses), ("false alarms", self.false_alarms)):
             total = sum(len(ids) for ids in groups.values())
             lines.append(f"{heading}: {total}")
@@ -137,6 +146,8 @@ def evaluate_corpus(path: Path, stories: Sequence[Story], story_id: str, *,
             non_english["scored"] += 1
             non_english["right"] += flagged == (label == "on")
     precision, recall, f1, c_norm = metrics(tp, fp, on, off)
+    judged = [(scores[i], label == "on") for i, label in labels.items() if label in ("on", "off")]
+    judged_scores, judged_labels = [s for s, _ in judged], [y for _, y in judged]
     return EvalReport(story_id=story_id, threshold=story.threshold, on=on, off=off,
                       brief=sum(1 for v in labels.values() if v == "brief"),
                       true_positives=tp, false_positives=fp,
@@ -144,4 +155,6 @@ def evaluate_corpus(path: Path, stories: Sequence[Story], story_id: str, *,
                       false_alarms={k: tuple(v) for k, v in false_alarms.items()},
                       precision=precision, recall=recall, f1=f1, c_norm=c_norm, sweep=sweep, scores=scores,
                       non_english=(non_english["right"], non_english["scored"]),
-                      mean_ms=elapsed_ms / len(rows) if rows else 0.0)
+                      mean_ms=elapsed_ms / len(rows) if rows else 0.0,
+                      reliability=tuple(reliability(judged_scores, judged_labels)),
+                      calibration_error=expected_calibration_error(judged_scores, judged_labels))

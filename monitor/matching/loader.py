@@ -22,13 +22,13 @@ from monitor.exceptions import ConfigError, PluginError
 from monitor.matching.base import Facet, Name, Reference, RuleSpec, Story
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import BUILTIN_RULES
-from monitor.matching.text import parse_alias
+from monitor.matching.text import parse_alias, tokenize
 
 __all__ = ["RuleInfo", "Registry", "discover", "load_stories", "list_rules", "parse_story",
            "project_plugin_dir"]
 
 _STORY_KEYS = {"id", "title", "description", "enabled", "threshold", "bias", "start", "end", "reference",
-               "names", "places", "facets", "terms", "rules"}
+               "names", "places", "facets", "anchors", "anchors_needed", "terms", "rules"}
 _OVERRIDE_KEYS = {"id", "enabled", "threshold", "reference"}
 _RULE_KEYS = {"name", "weight", "required", "params"}
 _NAME_KEYS = {"name", "aliases", "weak"}
@@ -357,6 +357,18 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
             raise _fail(where, "facets", "must be a table of label = [names or terms]")
         fields["facets"] = tuple(Facet(label, _strings(entries, where, f"facets.{label}"))
                                  for label, entries in facets.items())
+    if "anchors" in table:
+        anchors = _strings(table["anchors"], where, "anchors")
+        bad = next((a for a in anchors if len(tokenize(a)) != 1), None)
+        if bad is not None:
+            raise _fail(where, "anchors", f"must be single words; {bad!r} is not")
+        fields["anchors"] = tuple(tokenize(a)[0] for a in anchors)
+    if "anchors_needed" in table:
+        needed = table["anchors_needed"]
+        if isinstance(needed, bool) or not isinstance(needed, int) or not 1 <= needed <= len(fields.get("anchors", ())):
+            raise _fail(where, "anchors_needed", "must be a whole number from 1 to the number of anchors, "
+                        f"got {needed!r}")
+        fields["anchors_needed"] = needed
     if "terms" in table:
         terms = table["terms"]
         if not isinstance(terms, Mapping):

@@ -56,6 +56,9 @@ class Matcher:
         self._exact: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self._prefix: dict[int, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
         self._facet_counts: list[int] = []
+        # anchor word -> [story index]; a story with anchors needs `anchors_needed` of them.
+        self._anchors: dict[str, list[int]] = defaultdict(list)
+        self._anchors_needed: dict[int, int] = {}
         for story in stories:
             if not story.enabled:
                 continue
@@ -70,8 +73,13 @@ class Matcher:
             index = len(self._stories)
             self._stories.append(_CompiledStory(story, rules, facets))
             self._facet_counts.append(len(story.facets))
+            if story.anchors:
+                self._anchors_needed[index] = story.anchors_needed
+                for anchor in dict.fromkeys(story.anchors):
+                    self._anchors[anchor].append(index)
             if facets is None:
-                self._unfiltered.append(index)
+                if not story.anchors:
+                    self._unfiltered.append(index)
                 continue
             for label, aliases in facets.all_aliases().items():
                 for alias in aliases:
@@ -79,6 +87,9 @@ class Matcher:
                         self._prefix[len(alias.first)][alias.first].append((index, label))
                     else:
                         self._exact[alias.first].append((index, label))
+        # Sets, so that a document's vocabulary is intersected from the smaller side.
+        self._exact_tokens = frozenset(self._exact)
+        self._anchor_tokens = frozenset(self._anchors)
         # The first characters of the prefix aliases: one cheap test per vocabulary token selects the
         # few tokens worth a lookup per prefix length.
         heads: dict[int, set[str]] = defaultdict(set)
@@ -92,9 +103,10 @@ class Matcher:
         return [s.story for s in self._stories]
 
     def candidates(self, doc: Document) -> list[int]:
-        """Indexes of the stories that might match: all facets have a token in the document."""
+        """Indexes of the stories that might match: every facet has a token in the document, and
+        it holds as many of the story's anchors as the story needs."""
         seen: dict[int, set[str]] = defaultdict(set)
-        for token in doc.vocabulary.intersection(self._exact):
+        for token in doc.vocabulary & self._exact_tokens:
             for index, label in self._exact[token]:
                 seen[index].add(label)
         if self._heads:
@@ -103,7 +115,13 @@ class Matcher:
                 for length, table in self._prefix.items():
                     for index, label in table.get(token[:length], ()):
                         seen[index].add(label)
-        found = [i for i, labels in seen.items() if len(labels) == self._facet_counts[i]]
+        anchored: dict[int, int] = defaultdict(int)
+        for token in doc.vocabulary & self._anchor_tokens:
+            for index in self._anchors[token]:
+                anchored[index] += 1
+        found = [i for i, labels in seen.items() if len(labels) == self._facet_counts[i]
+                 and anchored.get(i, 0) >= self._anchors_needed.get(i, 0)]
+        found += [i for i, n in anchored.items() if n >= self._anchors_needed[i] and self._facet_counts[i] == 0]
         return sorted(found + self._unfiltered)
 
     def match(self, article: Article) -> list[MatchResult]:

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any, Mapping
@@ -233,12 +234,14 @@ class ReferenceRule:
     name = "reference"
     version = "2"
     _SHOWN = 6
+    _EXPLAINED = 0.05   # below this, which words are shared says nothing worth reading
 
     def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
         _no_unknown(params, {"full_at", "lang", "names_scale"})
         if not story.terms:
             raise ValueError("the story has no weighted terms (set `terms` or a reference path)")
         self.terms = dict(story.terms)
+        self.norm = math.sqrt(sum(w * w for w in self.terms.values()))
         self.full_at = _number(params, "full_at", 0.3, 0.01, 1.0)
         lang = params.get("lang")
         if lang is not None and (not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2}", lang)):
@@ -258,9 +261,13 @@ class ReferenceRule:
             tokens = [*doc.title_tokens, *doc.title_tokens, *doc.summary_tokens,
                       *(t for part in doc.paragraph_tokens for t in part)]
             vector = doc.cache["tfidf"] = tfidf_vector(tokens, doc.background)
-        value = similarity(vector, self.terms)
-        evidence = [f"reference similarity {value:.2f}" + (f" (shares {self._shared(vector, self.terms)})"
-                                                           if value > 0.0 else "")]
+            doc.cache["tfidf-norm"] = math.sqrt(sum(w * w for w in vector.values()))
+        # similarity() with both norms known: this runs for every candidate story of every article.
+        terms = self.terms
+        dot = sum(vector[t] * terms[t] for t in vector.keys() & terms.keys())
+        value = min(1.0, dot / (doc.cache["tfidf-norm"] * self.norm)) if dot > 0.0 else 0.0
+        evidence = [f"reference similarity {value:.2f}" + (f" (shares {self._shared(vector, terms)})"
+                                                           if value >= self._EXPLAINED else "")]
         details: dict[str, Any] = {"similarity": round(value, 4)}
         if self.names_scale and self.lang and doc.lang and doc.lang.lower()[:2] != self.lang and self.name_terms:
             names_only = {t: w for t, w in vector.items() if t in self.name_terms}
