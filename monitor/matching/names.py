@@ -22,6 +22,19 @@ _WORD = re.compile(r"[^\W\d_][\w'’.-]*[\w]|[^\W\d_]")
 # Lower-case words that may sit inside a name ("Notre-Dame de Paris", "Bank of England").
 _CONNECTORS = frozenset("of de la le du des del della di da al el bin ibn van von der den y".split())
 _MIN_MENTIONS = 2
+# Titles written before a name ("President Tomas Okonkwo", "Detective Inspector Claire Beaumont"),
+# in the languages the monitor reads: they are not part of the name.
+_TITLES = frozenset("""
+mr mrs ms miss dr prof professor sir dame lord lady president vice prime minister chancellor secretary
+governor mayor senator representative rep congressman congresswoman ambassador king queen prince princess
+pope cardinal bishop archbishop general gen colonel col major captain capt lieutenant lt sergeant sgt admiral
+detective inspector chief superintendent constable officer judge justice deputy former foreign interior
+defence defense finance home health state premier chairman chairwoman chair ceo director leader speaker
+presidente ministro ministra primer primera rey reina general alcalde alcaldesa juez señor señora don doña
+président présidente premier ministre roi reine maire juge monsieur madame
+präsident präsidentin kanzler kanzlerin bundeskanzler bundeskanzlerin minister ministerin könig königin
+bürgermeister bürgermeisterin richter herr frau
+""".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +84,45 @@ def derive_names(title: str, body: str, *, limit: int = 15) -> list[DerivedName]
         return (word[:1].isupper() and capital_inside[key] > 0 and lower[key] == 0 and len(key) > 1
                 and key not in CALENDAR_WORDS)
 
-    runs: Counter[str] = Counter()
+    raw: list[tuple[list[str], bool]] = []   # capitalised runs, and whether each opens its sentence
     for sentence in sentences:
         current: list[str] = []
-        for word, _ in [*_words(sentence), ("", False)]:
+        opens_sentence = False
+        for word, first in [*_words(sentence), ("", False)]:
             if word and name_word(word):
+                if not current:
+                    opens_sentence = first
                 current.append(word)
-                continue
-            if word and current and word.lower() in _CONNECTORS:
+            elif word and current and word.lower() in _CONNECTORS:
                 current.append(word)
-                continue
-            while current and current[-1].lower() in _CONNECTORS:
-                current.pop()
-            if current:
-                runs[" ".join(current)] += 1
-            current = []
+            else:
+                if current:
+                    raw.append((current, opens_sentence))
+                current = []
+    alone = {fold(" ".join(words)) for words, _ in raw}
+    runs: Counter[str] = Counter()
+    for words, opens_sentence in raw:
+        # A lone capitalised word opening a sentence may be capitalised only for that.
+        if len(words) == 1 and opens_sentence:
+            continue
+        for name in _split_run(words, alone):
+            runs[" ".join(name)] += 1
+    return _with_short_forms(runs, limit)
+
+
+def _split_run(words: list[str], alone: set[str]) -> list[list[str]]:
+    """A run of capitalised words as names: titles dropped from its front, and split at a
+    connector when a person's full name stands before it ("Elena Marchetti of Valdoria")."""
+    while words and words[-1].lower() in _CONNECTORS:
+        words = words[:-1]
+    start = 0
+    while start < len(words) - 1 and fold(words[start]) in _TITLES:
+        start += 1
+    words = words[start:] if start else words
+    for i, word in enumerate(words):
+        if word.lower() in _CONNECTORS and i >= 2 and fold(" ".join(words[i + 1:])) in alone:
+            return [words[:i], *_split_run(words[i + 1:], alone)]
+    return [words] if words else []
     return _with_short_forms(runs, limit)
 
 
