@@ -103,6 +103,13 @@ class MatchResult:
     rule_versions: Mapping[str, str] = field(default_factory=dict)
     best_passage: str | None = None
     details: Mapping[str, object] = field(default_factory=dict)   # per-rule numbers, for `stories test`
+    model_version: str | None = None      # the story model version that decided (None: no database)
+    near_miss: bool = False               # not matched, but within a small margin of the threshold
+
+    @property
+    def logit(self) -> float | None:
+        value = self.details.get("logit")
+        return float(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from monitor._types import Article, MatchResult
 from monitor.db import story_state
 from monitor.matching.base import Story
 from monitor.matching.matcher import Matcher
-from monitor.matching.profile import Background
 
 __all__ = ["BackfillChange", "BackfillSummary", "backfill"]
 
@@ -52,13 +51,13 @@ class BackfillSummary:
 
 
 def backfill(store: Any, story: Story, *, since: datetime | None = None, until: datetime | None = None,
-             dry_run: bool = False, batch: int = 500, samples: int = 5, background: Background | None = None,
+             dry_run: bool = False, batch: int = 500, samples: int = 5,
              progress: Callable[[str], None] | None = None, at: datetime | None = None) -> BackfillSummary:
     """Re-score `story` on the stored articles in [since, until); write the changes unless `dry_run`."""
     at = at or datetime.now(UTC)
     progress = progress or log.info
     # A disabled story can be backfilled before it is switched on.
-    matcher = Matcher([replace(story, enabled=True)], background=background)
+    matcher = Matcher([replace(story, enabled=True)])
     stored = story_state.match_scores(store, story.id)
     scanned = added = removed = updated = sightings = 0
     added_samples: list[BackfillChange] = []

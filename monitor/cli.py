@@ -120,15 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--end", type=_time_arg, metavar="D", help="end of the story window (default: 60 days after)")
     sa.add_argument("--output", type=Path, metavar="DIR", help="folder to write ID.toml into")
     sa.add_argument("--force", action="store_true", help="replace an existing ID.toml")
-    sh = ss.add_parser("show", help="a story's full definition")
+    sh = ss.add_parser("show", help="a story's full definition, as its current version decides")
     sh.add_argument("id")
+    sh.add_argument("--versions", action="store_true", help="list the story's model versions instead, newest "
+                    "first, with what changed in each (definition, learned names, judgments)")
+    sr = ss.add_parser("rebuild", help="make the story's next model version from the names it learned and the "
+                       "judgments made since", formatter_class=_Formatter,
+                       epilog="Decisions name the version that made them; a version only changes on purpose: here,\n"
+                              "on the daemon's schedule (schedule.rebuild_stories), or when the story is edited.\n"
+                              "Stored matches keep their version: `stories backfill ID` re-scores them.")
+    sr.add_argument("id")
+    sr.add_argument("--dry-run", action="store_true", help="say whether a new version would be made, write nothing")
     stt = ss.add_parser("test", help="explain, rule by rule, a story's decision on one article")
     stt.add_argument("id")
     stt.add_argument("source", metavar="URL|FILE", help="the article: http(s) URL, or a text or HTML file")
-    sb = ss.add_parser("backfill", help="re-score stored articles after a story is added or changed",
+    sb = ss.add_parser("backfill", help="make the story's next version and re-score stored articles with it",
                        formatter_class=_Formatter,
                        epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
-                              "Run with --dry-run first: it writes nothing and says what would change.")
+                              "The story's next version (names learned and judgments made since) is recorded first.\n"
+                              "Run with --dry-run first: it writes nothing and says what the new version would change.")
     sb.add_argument("id")
     sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
     sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
@@ -408,7 +418,7 @@ def _ago(dt: datetime | None) -> str:
 
 
 def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.db.story_state import learned_if_stored
+    from monitor.db.story_models import current_if_stored
     from monitor.matching import authoring
 
     if args.action == "add":
@@ -429,14 +439,28 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError(f"no story {args.id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
         [story] = load_stories([{"id": args.id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
     if args.action == "show":
-        print(authoring.describe(learned_if_stored(settings.database_url, story)))
+        if getattr(args, "versions", False):
+            return _story_versions(settings, story)
+        print(authoring.describe(current_if_stored(settings.database_url, story)))
+        return 0
+    if args.action == "rebuild":
+        from monitor.db.story_models import rebuild
+
+        with _open_store(settings) as store:
+            rebuilt, changed = rebuild(store, story, reason="stories rebuild", dry_run=args.dry_run)
+        if not changed:
+            print(f"story {story.id}: version {rebuilt.version} is current; nothing new was learned or judged")
+        else:
+            print(f"story {story.id}: {'would make' if args.dry_run else 'made'} version {rebuilt.version} "
+                  f"({len(rebuilt.learned)} learned names, {len(rebuilt.judged)} judgments)"
+                  f"{'; nothing written (dry run)' if args.dry_run else ''}")
         return 0
     if args.action == "test":
         from dataclasses import replace
 
         from monitor.matching import Matcher
 
-        story = replace(learned_if_stored(settings.database_url, story), enabled=True)
+        story = replace(current_if_stored(settings.database_url, story), enabled=True)
         read = authoring.read_article(args.source, settings.fetch)
         result, rules, candidate = Matcher([story]).explain(read.article, story.id)
         print(f"article: {read.article.title or '(no title)'}\n  {read.source}, published "
@@ -445,12 +469,16 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
         print(authoring.explain(story, result, rules, candidate))
         return 0
     from monitor.backfill import backfill
-    from monitor.db.story_state import load_learned, stored_background
+    from monitor.db.story_models import rebuild
 
     with _open_store(settings) as store:
-        [story] = load_learned(store, [story])
+        # The story's next version (learned names and judgments read again), recorded only when applied.
+        story, changed = rebuild(store, story, reason="stories backfill", dry_run=args.dry_run)
+        if changed:
+            print(f"story {story.id}: {'the next version would be' if args.dry_run else 'new version'} {story.version} "
+                  f"({len(story.learned)} learned names, {len(story.judged)} judgments)")
         summary = backfill(store, story, since=args.since, until=args.until, dry_run=args.dry_run,
-                           background=stored_background(store), progress=log.info)
+                           progress=log.info)
     verb = ("would add", "would remove", "would refresh") if args.dry_run else ("added", "removed", "refreshed")
     print(f"story {story.id}: {summary.scanned} stored articles scored; {verb[0]} {summary.added} matches, "
           f"{verb[1]} {summary.removed}, {verb[2]} {summary.updated} that still hold")
@@ -512,6 +540,31 @@ def cmd_rules(settings: Settings, args: argparse.Namespace) -> int:
 
     for r in list_rules(plugin_dirs=settings.plugin_dirs):
         print(f"{r.name:24} {r.version:8} {r.origin}")
+    return 0
+
+
+def _story_versions(settings: Settings, story: Any) -> int:
+    from monitor.db.story_models import versions
+
+    with _open_store(settings) as store:
+        found = versions(store, story.id)
+    if not found:
+        print(f"story {story.id}: no version recorded yet (the first pass or command that matches records one)")
+        return 0
+    print(f"story {story.id}: {len(found)} versions, newest first")
+    for older, v in zip([*found[1:], None], found):
+        changes = [v.reason]
+        if older is not None:
+            if v.definition != older.definition:
+                changes.append("definition edited")
+            gained = [n for n in v.learned if n not in older.learned]
+            lost = [n for n in older.learned if n not in v.learned]
+            if gained or lost:
+                changes.append("learned " + ", ".join([*(f"+{n}" for n in gained), *(f"-{n}" for n in lost)]))
+            judged = len(set(v.judgments.items()) - set(older.judgments.items()))
+            if judged:
+                changes.append(f"{judged} new judgments")
+        print(f"  {v.version}  {v.created_at:%Y-%m-%d %H:%M} UTC  {'; '.join(changes)}")
     return 0
 
 

@@ -81,6 +81,9 @@ class ScheduleSettings:
     tick: Duration = _key(Duration(30), "How often the daemon looks for due feeds.")
     lease: Duration = _key(Duration(300), "With several daemons on PostgreSQL: how long a daemon holds the feeds it "
                            "claimed (renewed while it works); a crashed daemon's feeds are taken over after this.")
+    rebuild_stories: Duration = _key(Duration(86400), "How often the daemon makes new story versions from the "
+                                     "names stories learned and the judgments analysts made since (0 = never; "
+                                     "`monitor stories rebuild` does it by hand).")
     adaptive: bool = _key(True, "Adapt each feed's interval to how busy it is: check feeds that bring several "
                           "new entries per check more often, quiet ones less often, within min_interval and "
                           "max_interval. Feeds with an `interval` of their own are never adapted.")

@@ -63,15 +63,36 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
 
 
 def matcher_for(store: Any, stories: Sequence[Any]) -> Any:
-    """The stories as they stand in this database: with the names they learned, and the
-    reference-similarity background estimated from the stored articles (once there are enough).
+    """The stories as their current model versions in this database say (monitor.db.story_models).
 
-    Built on first use: reading the background means tokenising thousands of stored articles,
-    wasted on a pass that finds nothing new (every feed unchanged)."""
-    from monitor.db.story_state import load_learned, stored_background
-    from monitor.matching import Matcher
+    Built on first use: compiling the stories is wasted on a pass that finds nothing new."""
+    from monitor.db.story_models import build_matcher
 
-    return LazyMatcher(lambda: Matcher(load_learned(store, stories), background=stored_background(store)))
+    return LazyMatcher(lambda: build_matcher(store, stories))
+
+
+def rebuild_due_stories(settings: Settings, store: Any, stories: Sequence[Any], owner: str, now: datetime) -> None:
+    """Once per `schedule.rebuild_stories` across every daemon: new story versions from the names
+    learned and the judgments made since. A failure is logged; the daemon goes on."""
+    period = float(settings.schedule.rebuild_stories)
+    if period <= 0:
+        return
+    from monitor.db.leases import run_once_per
+    from monitor.db.story_models import rebuild
+
+    if not run_once_per(store.engine, "rebuild-stories", str(int(now.timestamp() // period)), owner, now=now):
+        return
+    for story in stories:
+        if not story.enabled:
+            continue
+        try:
+            rebuilt, changed = rebuild(store, story, reason="scheduled", at=now)
+        except Exception:
+            log.exception("rebuilding story %r failed", story.id)
+            continue
+        if changed:
+            log.info("story %s: new version %s (%d learned names, %d judgments)", story.id, rebuilt.version,
+                     len(rebuilt.learned), len(rebuilt.judged))
 
 
 class LazyMatcher:
@@ -147,6 +168,9 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             if stop.is_set():
                 return
             now = datetime.now(timezone.utc)
+            rebuild_due_stories(settings, store, stories, owner, now)
+            # New story versions (rebuilt, judged, edited) count from the next pass on, in every daemon.
+            pipeline.matcher = matcher_for(store, stories)
             if shared:
                 # Several daemons may share this database: work only on the feeds leased to us.
                 claims = claim_due_feeds(store.engine, owner, now, batch, float(settings.schedule.lease))

@@ -11,7 +11,8 @@ import pytest
 
 from monitor._types import Article
 from monitor.db.store import Store
-from monitor.db.story_state import learned_names, load_learned, record_learning, stored_background
+from monitor.db.story_models import current_stories, rebuild
+from monitor.db.story_state import learned_names, record_learning
 from monitor.matching import Matcher, load_stories
 from monitor.matching.evolve import learnable_names, with_learned
 from monitor.matching.profile import background
@@ -63,7 +64,7 @@ def story():  # type: ignore[no-untyped-def]
 
 
 def _learn(store: Store, story, articles: list[Article]) -> None:  # type: ignore[no-untyped-def]
-    matcher = Matcher(load_learned(store, [story]))
+    matcher = Matcher(current_stories(store, [story]))
     for article in articles:
         results = matcher.match(article)
         article_id, _, _ = store.store_article(article, results, [], article.fetched_at)
@@ -77,7 +78,8 @@ def test_confident_matches_teach_names_that_raise_recall(db_url: str, story) -> 
     with Store.open(db_url, create=True) as store:
         _learn(store, story, [_article(t, b, _june(12), o, i) for i, (o, t, b) in enumerate(_TEACHING)])
         assert learned_names(store, [STORY]) == {STORY: ("Capella Hotel", "Kim Yo Jong")}
-        [evolved] = load_learned(store, [story])
+        evolved, changed = rebuild(store, story)
+        assert changed and evolved.learned == ("Capella Hotel", "Kim Yo Jong")
     after = Matcher([evolved]).match(paraphrased)[0]
     assert after.matched and after.score > before.score
     assert "names learned from earlier coverage: Capella Hotel, Kim Yo Jong" in after.evidence
@@ -123,20 +125,6 @@ def test_names_the_story_knows_or_common_words_are_not_learned(story) -> None:  
     result = Matcher([story]).match(article)[0]
     assert result.score >= 0.9
     assert learnable_names(story, article, result) == ("Capella Hotel",)
-
-
-def test_background_from_stored_articles_needs_enough_of_them(sqlite_url: str) -> None:
-    with Store.open(sqlite_url, create=True) as store:
-        for i in range(30):
-            store.save_article(_article(f"Harbour news {i}", f"The harbour board met dockers on day {i}.\n\nMore.",
-                                        _june(1), n=i))
-        assert stored_background(store) is None
-        blended = stored_background(store, min_documents=20)
-    assert blended is not None
-    prior = background()
-    assert blended.documents == prior.documents + 30
-    assert blended.df["harbour"] == prior.df.get("harbour", 0) + 30
-    assert blended.idf("harbour") < prior.idf("harbour")
 
 
 def test_matcher_uses_the_background_it_is_given(story) -> None:  # type: ignore[no-untyped-def]

@@ -140,6 +140,58 @@ class Match(Base):
     rule_versions: Mapped[dict[str, str]] = mapped_column(JSON)
     best_passage: Mapped[str | None] = mapped_column(SafeText)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The story model version that decided (monitor.db.story_models) and its logit; None for
+    # matches stored before versions existed.
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    logit: Mapped[float | None] = mapped_column(Float)
+
+
+class NearMiss(Base):
+    """A decision that fell short of a story's threshold by a small margin: the "why not"."""
+
+    __tablename__ = "near_misses"
+    __table_args__ = (UniqueConstraint("story_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    logit: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[list[str]] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(String(32))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryVersion(Base):
+    """One version of a story's model: its definition, the names it learned and the judgments it
+    follows, fixed together under a content hash. Decisions name the version that made them."""
+
+    __tablename__ = "story_versions"
+    __table_args__ = (UniqueConstraint("story_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text, index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    definition: Mapped[str] = mapped_column(String(32))      # hash of the configured story alone
+    learned: Mapped[list[str]] = mapped_column(JSON)
+    judgments: Mapped[dict[str, str]] = mapped_column(JSON)  # canonical URL -> on / off / brief
+    terms: Mapped[dict[str, float] | None] = mapped_column(JSON)   # the profile, when judgments moved it
+    reason: Mapped[str] = mapped_column(SafeText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Judgment(Base):
+    """An analyst's label on an article for a story; the latest per (story, URL) counts."""
+
+    __tablename__ = "judgments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[str] = mapped_column(Text, index=True)
+    url: Mapped[str] = mapped_column(SafeText)                # canonical
+    label: Mapped[str] = mapped_column(String(8))             # on, off, brief
+    note: Mapped[str | None] = mapped_column(SafeText)
+    author: Mapped[str] = mapped_column(SafeText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PageFailure(Base):

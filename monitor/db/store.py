@@ -76,6 +76,19 @@ class FeedResult:
     new_url: str | None = None
 
 
+
+def match_values(result: MatchResult) -> dict[str, Any]:
+    """A match's columns from the verdict (every writer of matches uses this)."""
+    return {"score": float(result.score), "evidence": list(result.evidence),
+            "rule_versions": dict(result.rule_versions), "best_passage": result.best_passage,
+            "model_version": result.model_version, "logit": result.logit}
+
+
+def near_miss_values(result: MatchResult) -> dict[str, Any]:
+    """A near miss's columns from the verdict."""
+    return {"score": float(result.score), "logit": result.logit if result.logit is not None else 0.0,
+            "evidence": list(result.evidence), "model_version": result.model_version or ""}
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -381,19 +394,15 @@ class Store:
             return self._insert_matches(conn, article_id, results, at)
 
     def _insert_matches(self, conn: Connection, article_id: int, results: Sequence[MatchResult], at: datetime) -> int:
-        rows = [
-            {
-                "story_id": result.story_id,
-                "article_id": article_id,
-                "score": float(result.score),
-                "evidence": list(result.evidence),
-                "rule_versions": dict(result.rule_versions),
-                "best_passage": result.best_passage,
-                "matched_at": at,
-            }
-            for result in results
-            if result.matched
-        ]
+        """Insert the matches among `results` (an existing match is kept) and the near misses; return
+        how many matches were added."""
+        near = [{"story_id": r.story_id, "article_id": article_id, "decided_at": at, **near_miss_values(r)}
+                for r in results if r.near_miss]
+        if near:
+            conn.execute(self._insert(m.NearMiss).values(near)
+                         .on_conflict_do_nothing(index_elements=["story_id", "article_id"]))
+        rows = [{"story_id": r.story_id, "article_id": article_id, "matched_at": at, **match_values(r)}
+                for r in results if r.matched]
         if not rows:
             return 0
         stmt = (

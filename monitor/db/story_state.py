@@ -1,14 +1,13 @@
-"""What the database knows about stories beyond their matches: the background of stored
-articles for tf-idf, the names confident matches taught each story, and the writes of a backfill.
+"""What the database knows about stories beyond their matches: the names confident matches
+taught each story (which a new story version may learn, monitor.db.story_models), and the
+writes of a backfill.
 
-    matcher = Matcher(load_learned(store, stories), background=stored_background(store))
     record_learning(store, article_id, article, results, stories)   # after storing a match
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -16,38 +15,13 @@ from sqlalchemy import delete, func, select, update
 from monitor._types import Article, MatchResult
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
-from monitor.exceptions import MonitorError
+from monitor.db.store import match_values
 from monitor.matching.base import Story
-from monitor.matching.evolve import choose_learned, learnable_names, outlet_of, with_learned
-from monitor.matching.profile import Background, background
-from monitor.matching.text import tokenize
+from monitor.matching.evolve import choose_learned, learnable_names, outlet_of
 
-__all__ = ["MIN_BACKGROUND_DOCUMENTS", "stored_background", "record_learning", "learned_names", "load_learned",
-           "learned_if_stored", "forget_sightings", "match_scores", "write_matches"]
+__all__ = ["record_learning", "learned_names", "forget_sightings", "match_scores", "write_matches"]
 
-# Below this many stored articles their document frequencies are noise: the prior alone is used.
-MIN_BACKGROUND_DOCUMENTS = 200
 _CHUNK = 500
-
-
-def stored_background(store: Any, *, sample: int = 5000,
-                      min_documents: int = MIN_BACKGROUND_DOCUMENTS) -> Background | None:
-    """The shipped prior blended with document frequencies of the `sample` latest stored articles.
-
-    None when fewer than `min_documents` articles are stored (the matcher then uses the prior).
-    """
-    df: dict[str, int] = {}
-    documents = 0
-    stmt = select(m.Article.title, m.Article.body).order_by(m.Article.id.desc()).limit(sample)
-    with transaction(store.engine) as conn:
-        for title, body in conn.execute(stmt):
-            documents += 1
-            for token in set(tokenize(f"{title}\n{body}")):
-                df[token] = df.get(token, 0) + 1
-    if documents < min_documents:
-        return None
-    # Tokens seen once say nothing about commonness and would only bloat the table.
-    return background().blend(Background(documents=documents, df={t: n for t, n in df.items() if n >= 2}))
 
 
 def record_learning(store: Any, article_id: int, article: Article, results: Sequence[MatchResult],
@@ -95,30 +69,6 @@ def learned_names(store: Any, story_ids: Sequence[str]) -> dict[str, tuple[str, 
     return {story_id: names for story_id, rows in seen.items() if (names := choose_learned(rows))}
 
 
-def load_learned(store: Any, stories: Sequence[Story]) -> list[Story]:
-    """The stories with the names they learned attached: what the daemon matches with."""
-    return with_learned(stories, learned_names(store, [s.id for s in stories]))
-
-
-def learned_if_stored(database_url: str, story: Story) -> Story:
-    """`story` with its learned names when the database exists and is current; else unchanged.
-
-    For commands that only read (`stories show`, `stories test`): they never create a database.
-    """
-    from monitor.db.store import Store
-
-    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
-        return story
-    try:
-        store = Store.open(database_url, create=False)
-    except MonitorError:
-        return story
-    try:
-        return load_learned(store, [story])[0]
-    finally:
-        store.close()
-
-
 # -- backfill ------------------------------------------------------------------------------
 
 def match_scores(store: Any, story_id: str) -> dict[int, float]:
@@ -138,14 +88,14 @@ def write_matches(store: Any, story_id: str, *, add: Sequence[tuple[int, MatchRe
     added = updated = removed = 0
     with transaction(store.engine) as conn:
         if add:
-            rows = [{"story_id": story_id, "article_id": article_id, "matched_at": at, **_match_values(r)}
+            rows = [{"story_id": story_id, "article_id": article_id, "matched_at": at, **match_values(r)}
                     for article_id, r in add]
             stmt = (dialect_insert(store.engine)(m.Match).values(rows)
                     .on_conflict_do_nothing(index_elements=["story_id", "article_id"]).returning(m.Match.id))
             added = len(conn.execute(stmt).all())
         for article_id, result in update_:
             stmt = (update(m.Match).where(m.Match.story_id == story_id, m.Match.article_id == article_id)
-                    .values(_match_values(result)))
+                    .values(match_values(result)))
             updated += conn.execute(stmt).rowcount
         for start in range(0, len(remove), _CHUNK):
             stmt = delete(m.Match).where(m.Match.story_id == story_id,
@@ -154,6 +104,3 @@ def write_matches(store: Any, story_id: str, *, add: Sequence[tuple[int, MatchRe
     return added, updated, removed
 
 
-def _match_values(result: MatchResult) -> dict[str, Any]:
-    return {"score": float(result.score), "evidence": list(result.evidence),
-            "rule_versions": dict(result.rule_versions), "best_passage": result.best_passage}

@@ -91,6 +91,10 @@ class Story:
     anchors_needed: int = 1
     # Names learned from confident matches (monitor.matching.evolve): never facets, small weight.
     learned: tuple[str, ...] = ()
+    # The model version (monitor.db.story_models) this story is, and the articles (canonical URL
+    # -> on / off / brief) analysts judged, which decide themselves.
+    version: str | None = None
+    judged: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, label: str) -> Name | None:
         """The Name or place whose `name` is `label`, if the story has one."""

@@ -22,12 +22,14 @@ from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
 from monitor.matching.rules import FacetIndex
 
-__all__ = ["Matcher"]
+__all__ = ["Matcher", "NEAR_MISS_MARGIN"]
 
 log = logging.getLogger("monitor.matching")
 
 # Characters of a prefix alias tested before its whole length is looked up (see Matcher.candidates).
 _HEAD = 3
+# A decision this close under the threshold, in logit units, is kept as a near miss ("why not").
+NEAR_MISS_MARGIN = 2.0
 
 
 class _CompiledStory:
@@ -170,9 +172,18 @@ class Matcher:
                 evidence.append(f"names learned from earlier coverage: {', '.join(found)}")
         score = 0.0 if vetoed else 1.0 / (1.0 + math.exp(-logit))
         details["logit"] = round(logit, 4)
-        return MatchResult(story_id=story.id, matched=score >= story.threshold, score=round(score, 4),
-                           evidence=tuple(evidence), rule_versions=versions,
-                           best_passage=passage, details=details)
+        matched = score >= story.threshold
+        judged = story.judged.get(doc.url)
+        if judged is not None:
+            # An analyst's judgment decides its own article; the rules' verdict stays in the details.
+            details["judged"] = {"label": judged, "rules_score": round(score, 4)}
+            matched, score = judged == "on", (1.0 if judged == "on" else 0.0)
+            evidence.insert(0, f"judged {judged} the story by an analyst")
+        threshold_logit = math.log(story.threshold / (1.0 - story.threshold)) if 0.0 < story.threshold < 1.0 else 0.0
+        near = not matched and not vetoed and judged is None and logit >= threshold_logit - NEAR_MISS_MARGIN
+        return MatchResult(story_id=story.id, matched=matched, score=round(score, 4),
+                           evidence=tuple(evidence), rule_versions=versions, best_passage=passage,
+                           details=details, model_version=story.version, near_miss=near)
 
     def _run(self, rule: Rule, story: Story, doc: Document) -> RuleResult:
         try:

@@ -123,7 +123,6 @@ def _split_run(words: list[str], alone: set[str]) -> list[list[str]]:
         if word.lower() in _CONNECTORS and i >= 2 and fold(" ".join(words[i + 1:])) in alone:
             return [words[:i], *_split_run(words[i + 1:], alone)]
     return [words] if words else []
-    return _with_short_forms(runs, limit)
 
 
 def _with_short_forms(runs: Counter[str], limit: int) -> list[DerivedName]:
