@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
     sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
     sb.add_argument("--dry-run", action="store_true", help="count and show the changes, write nothing")
+    sb.add_argument("--keep-version", action="store_true", help="re-score with the story's current version instead "
+                    "of making the next one (with --dry-run: check that stored decisions are what it decides)")
 
     rules = cmd("rules", "the rule plugins available")
     rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
@@ -472,8 +474,13 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.db.story_models import rebuild
 
     with _open_store(settings) as store:
-        # The story's next version (learned names and judgments read again), recorded only when applied.
-        story, changed = rebuild(store, story, reason="stories backfill", dry_run=args.dry_run)
+        if args.keep_version:
+            from monitor.db.story_models import current_stories
+
+            [story], changed = current_stories(store, [story]), False
+        else:
+            # The story's next version (learned names and judgments read again), recorded only when applied.
+            story, changed = rebuild(store, story, reason="stories backfill", dry_run=args.dry_run)
         if changed:
             print(f"story {story.id}: {'the next version would be' if args.dry_run else 'new version'} {story.version} "
                   f"({len(story.learned)} learned names, {len(story.judged)} judgments)")
@@ -577,6 +584,10 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     story_id = args.story or stories[0].id
     if not args.corpus.exists():
         raise ConfigError(f"corpus file not found: {args.corpus}")
+    from monitor.db.story_models import current_if_stored
+
+    # As the story's current version decides, when the database holds one (what the daemon uses).
+    stories = [current_if_stored(settings.database_url, s) if s.id == story_id else s for s in stories]
     report = evaluate_corpus(args.corpus, stories, story_id)
     print(report.format())
     return 0
