@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
               epilog="The daemon checks each feed when it is due (schedule.interval, or the feed's own) "
                      "and stops cleanly on Ctrl-C or SIGTERM.\nA new database is created on first run; an "
                      "outdated one must be upgraded with `monitor db upgrade`.")
-    run.add_argument("--once", action="store_true", help="one full pass over every enabled feed, then exit")
+    run.add_argument("--once", action="store_true",
+                     help="one full pass over every enabled feed, then exit (on PostgreSQL it leases the feeds "
+                          "like a daemon and leaves those a running daemon holds to it)")
 
     rep = cmd("report", "the digest of stored matches",
               epilog="T is an ISO 8601 date or date-time (2018-05-01, 2018-05-24T14:00:00+00:00) or a time\n"

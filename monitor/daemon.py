@@ -45,7 +45,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
-    """One pass over every enabled feed, whatever its schedule; then the alerts and digests due."""
+    """One pass over every enabled feed, whatever its schedule; then the alerts and digests due.
+
+    On PostgreSQL, which daemons may share, the pass leases its feeds like a daemon (every
+    enabled feed, due or not) and leaves those another holder has leased to that holder.
+    """
     if settings.alerts or settings.digests:    # else nothing to check or register (nor to import)
         from monitor.alerts import prepare_delivery
 
@@ -53,10 +57,22 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
+    claims: Sequence[Any] = ()
+    held_elsewhere = 0
+    if store.dialect_name == "postgresql" and feeds:
+        from monitor.db.leases import claim_due_feeds, new_owner
+
+        claims = claim_due_feeds(store.engine, new_owner(), datetime.now(timezone.utc), len(feeds),
+                                 float(settings.schedule.lease), due_only=False)
+        held_elsewhere = max(0, len(feeds) - len(claims))
+        feeds = [c.feed for c in claims]
+        if held_elsewhere:
+            log.info("%d feeds are leased to other daemons right now; this pass leaves them to those", held_elsewhere)
     log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
     stop = threading.Event()
     with _stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
-        summary = pipeline.run_pass(feeds, stop=stop)
+        summary = pipeline.run_pass(feeds, stop=stop, claims=claims)
+    summary.feeds_leased_elsewhere = held_elsewhere
     if not summary.stopped:
         deliver(settings, store, stories)
     return summary

@@ -86,6 +86,7 @@ class PassSummary:
     rule_errors: int = 0
     extractions_abandoned: int = 0
     entries_deferred: int = 0     # new entries over fetch.max_new_entries, left for later checks
+    feeds_leased_elsewhere: int = 0   # left to the other daemons that hold them (PostgreSQL)
     stopped: bool = False
     seconds: float = 0.0
     matches_by_story: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -94,7 +95,7 @@ class PassSummary:
         """Count `other` in too (several ingests summed up as one)."""
         for name in ("feeds", "feeds_ok", "feeds_not_modified", "feeds_failed", "new_entries", "new_articles",
                      "from_feed_text", "pages_failed", "new_matches", "rule_errors", "extractions_abandoned",
-                     "entries_deferred"):
+                     "entries_deferred", "feeds_leased_elsewhere"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
         for story, n in other.matches_by_story.items():
@@ -109,7 +110,8 @@ class PassSummary:
                 f"{f' ({stories})' if stories else ''}"
                 f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}"
                 f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}"
-                f"{f'; {self.entries_deferred} new entries left for later passes' if self.entries_deferred else ''}")
+                f"{f'; {self.entries_deferred} new entries left for later passes' if self.entries_deferred else ''}"
+                f"{f'; {self.feeds_leased_elsewhere} feeds left to the daemons holding them' if self.feeds_leased_elsewhere else ''}")
 
 
 @dataclass(frozen=True, slots=True)
