@@ -97,6 +97,19 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    drop_bodies_after: Duration = _key(Duration(0), "Unmatched articles first seen longer ago than this lose their "
+                                       "text (body and summary; URL, title, dates and outlet stay). 0 = never.")
+    drop_unmatched_after: Duration = _key(Duration(0), "Unmatched articles first seen longer ago than this are "
+                                          "deleted; their URLs are kept, so they are never fetched again. 0 = never.")
+    batch_size: int = _key(500, "Articles pruned per transaction: pruning never holds a lock for long.")
+
+    @property
+    def active(self) -> bool:
+        return self.drop_bodies_after > 0 or self.drop_unmatched_after > 0
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = _key("info", "Log level: debug, info, warning or error.", choices=("debug", "info", "warning", "error"))
 
@@ -229,6 +242,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     feeds: tuple[FeedSettings, ...] = ()
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -265,7 +279,7 @@ def with_database(settings: Settings, url: str) -> Settings:
 
 _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings, "fetch": FetchSettings, "schedule": ScheduleSettings,
-    "extract": ExtractSettings, "log": LogSettings, "plugins": PluginSettings,
+    "extract": ExtractSettings, "log": LogSettings, "retention": RetentionSettings, "plugins": PluginSettings,
     "smtp": SmtpSettings, "delivery": DeliverySettings, "serve": ServeSettings,
 }
 # Arrays of tables with typed keys, besides [[feeds]].
@@ -334,6 +348,9 @@ def settings_from_dict(data: Mapping[str, Any], *, path: Path | None = None, tex
     settings = Settings(**values, path=path)
     _check_messaging(settings, where)
     _check_serve(settings.serve, where)
+    if settings.retention.batch_size < 1:
+        raise where.error("batch_size", f"retention.batch_size must be at least 1, got {settings.retention.batch_size}",
+                          value=settings.retention.batch_size)
     return settings
 
 

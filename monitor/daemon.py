@@ -138,6 +138,28 @@ def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
         log.exception("delivering alerts and digests failed unexpectedly")
 
 
+# Retention batches a daemon runs per tick at most: a tick prunes batch_size x this many
+# articles, so a first prune of a large database spreads over ticks instead of delaying a pass.
+_PRUNE_BATCHES_PER_TICK = 20
+
+
+def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
+    """A few batches of the retention policy, by one daemon at a time; failures are logged."""
+    from monitor.db.leases import advisory_lock
+
+    try:
+        with advisory_lock(store.engine, "retention") as mine:
+            if not mine:
+                return      # another daemon is pruning
+            counts = pruner.run(datetime.now(timezone.utc), max_batches=_PRUNE_BATCHES_PER_TICK, stop=stop.is_set)
+        if counts:
+            log.info("%s", counts.line())
+    except MonitorError as e:
+        log.error("retention: %s", e)
+    except Exception:
+        log.exception("retention failed unexpectedly")
+
+
 def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     """Check due feeds every `schedule.tick` until SIGINT/SIGTERM; then stop cleanly."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -154,6 +176,11 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     # A daemon claims as many feeds as it fetches at once, and claims again when they are done,
     # so that the feeds spread over the daemons instead of all going to the first one to tick.
     owner, batch = new_owner(), max(1, settings.fetch.concurrency)
+    pruner = None
+    if settings.retention.active:
+        from monitor.db.retention import Pruner
+
+        pruner = Pruner(store, settings.retention)
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     with register_daemon(store.engine), _stop_on_signals(stop), \
@@ -176,6 +203,8 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
                 log.info("%s", summary.line())
             if not stop.is_set():
                 deliver(settings, store, stories)
+            if pruner is not None and not stop.is_set():
+                prune_some(store, pruner, stop)
 
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",
