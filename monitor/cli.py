@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
               epilog="The daemon checks each feed when it is due (schedule.interval, or the feed's own) "
                      "and stops cleanly on Ctrl-C or SIGTERM.\nA new database is created on first run; an "
                      "outdated one must be upgraded with `monitor db upgrade`.")
-    run.add_argument("--once", action="store_true", help="one full pass over every enabled feed, then exit")
+    run.add_argument("--once", action="store_true",
+                     help="one full pass over every enabled feed, then exit (on PostgreSQL it leases the feeds "
+                          "like a daemon and leaves those a running daemon holds to it)")
 
     rep = cmd("report", "the digest of stored matches",
               epilog="T is an ISO 8601 date or date-time (2018-05-01, 2018-05-24T14:00:00+00:00) or a time\n"
@@ -158,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     ds = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     ds.add_parser("upgrade", help="create or upgrade the schema to this version of monitor")
     ds.add_parser("status", help="whether the schema is current")
+    dp = ds.add_parser("prune", help="apply the [retention] policy now: drop old unmatched articles or their text",
+                       formatter_class=_Formatter,
+                       epilog="Matched articles are kept whole with their evidence. Unmatched articles first seen more\n"
+                              "than retention.drop_unmatched_after ago are deleted (their URLs are kept, so no feed\n"
+                              "brings them back); those older than retention.drop_bodies_after lose their body and\n"
+                              "summary. The daemon does the same a few batches a tick; this does it all now, in\n"
+                              "batches of retention.batch_size.\n\n"
+                              "examples:\n  monitor db prune --dry-run      count, write nothing\n  monitor db prune")
+    dp.add_argument("--dry-run", action="store_true", help="count what would be pruned, write nothing")
 
     cfg = cmd("config", "configuration keys and checks")
     cs = cfg.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -597,6 +608,8 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.db.engine import make_engine
     from monitor.db.migrate import schema_status, upgrade
 
+    if args.action == "prune":
+        return _prune(settings, dry_run=args.dry_run)
     engine = make_engine(settings.database_url)
     try:
         if args.action == "upgrade":
@@ -609,6 +622,22 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
             return 0 if status == "current" else 1
     finally:
         engine.dispose()
+    return 0
+
+
+def _prune(settings: Settings, *, dry_run: bool) -> int:
+    from monitor.db.retention import prune
+    from monitor.db.store import Store
+
+    if not settings.retention.active:
+        raise ConfigError("no retention policy: set drop_unmatched_after and/or drop_bodies_after under [retention] "
+                          "(see config.example.toml)")
+    with Store.open(settings.database_url) as store:
+        counts = prune(store, settings.retention, datetime.now(timezone.utc), dry_run=dry_run,
+                       progress=lambda c: log.info("%s", c.line()))
+    print(counts.line(dry_run=dry_run))
+    if dry_run:
+        print("dry run: nothing was written; run again without --dry-run to apply")
     return 0
 
 

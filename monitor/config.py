@@ -71,6 +71,9 @@ class FetchSettings:
     concurrency: int = _key(16, "Requests in flight at once, overall.")
     per_host: int = _key(2, "Requests in flight at once to one host.")
     page_retries: int = _key(3, "Passes that retry a page whose fetch failed before it is given up.")
+    max_new_entries: int = _key(200, "New entries of one feed whose pages one check fetches, newest first; a feed "
+                                "listing more (a flood) is worked through over the following checks, so it never "
+                                "holds a pass up. 0 = no bound.")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,19 @@ class ExtractSettings:
     workers: int = _key(0, "Processes extracting article text; 0 = one per CPU core.")
     timeout: Duration = _key(Duration(30), "Time allowed to extract one page; a page that takes longer is "
                              "abandoned and its article stored from the feed's text.")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    drop_bodies_after: Duration = _key(Duration(0), "Unmatched articles first seen longer ago than this lose their "
+                                       "text (body and summary; URL, title, dates and outlet stay). 0 = never.")
+    drop_unmatched_after: Duration = _key(Duration(0), "Unmatched articles first seen longer ago than this are "
+                                          "deleted; their URLs are kept, so they are never fetched again. 0 = never.")
+    batch_size: int = _key(500, "Articles pruned per transaction: pruning never holds a lock for long.")
+
+    @property
+    def active(self) -> bool:
+        return self.drop_bodies_after > 0 or self.drop_unmatched_after > 0
 
 
 @dataclass(frozen=True)
@@ -229,6 +245,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     feeds: tuple[FeedSettings, ...] = ()
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -265,7 +282,7 @@ def with_database(settings: Settings, url: str) -> Settings:
 
 _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings, "fetch": FetchSettings, "schedule": ScheduleSettings,
-    "extract": ExtractSettings, "log": LogSettings, "plugins": PluginSettings,
+    "extract": ExtractSettings, "log": LogSettings, "retention": RetentionSettings, "plugins": PluginSettings,
     "smtp": SmtpSettings, "delivery": DeliverySettings, "serve": ServeSettings,
 }
 # Arrays of tables with typed keys, besides [[feeds]].
@@ -334,6 +351,9 @@ def settings_from_dict(data: Mapping[str, Any], *, path: Path | None = None, tex
     settings = Settings(**values, path=path)
     _check_messaging(settings, where)
     _check_serve(settings.serve, where)
+    if settings.retention.batch_size < 1:
+        raise where.error("batch_size", f"retention.batch_size must be at least 1, got {settings.retention.batch_size}",
+                          value=settings.retention.batch_size)
     return settings
 
 

@@ -45,7 +45,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
-    """One pass over every enabled feed, whatever its schedule; then the alerts and digests due."""
+    """One pass over every enabled feed, whatever its schedule; then the alerts and digests due.
+
+    On PostgreSQL, which daemons may share, the pass leases its feeds like a daemon (every
+    enabled feed, due or not) and leaves those another holder has leased to that holder.
+    """
     if settings.alerts or settings.digests:    # else nothing to check or register (nor to import)
         from monitor.alerts import prepare_delivery
 
@@ -53,10 +57,22 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
+    claims: Sequence[Any] = ()
+    held_elsewhere = 0
+    if store.dialect_name == "postgresql" and feeds:
+        from monitor.db.leases import claim_due_feeds, new_owner
+
+        claims = claim_due_feeds(store.engine, new_owner(), datetime.now(timezone.utc), len(feeds),
+                                 float(settings.schedule.lease), due_only=False)
+        held_elsewhere = max(0, len(feeds) - len(claims))
+        feeds = [c.feed for c in claims]
+        if held_elsewhere:
+            log.info("%d feeds are leased to other daemons right now; this pass leaves them to those", held_elsewhere)
     log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
     stop = threading.Event()
     with _stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
-        summary = pipeline.run_pass(feeds, stop=stop)
+        summary = pipeline.run_pass(feeds, stop=stop, claims=claims)
+    summary.feeds_leased_elsewhere = held_elsewhere
     if not summary.stopped:
         deliver(settings, store, stories)
     return summary
@@ -143,6 +159,28 @@ def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
         log.exception("delivering alerts and digests failed unexpectedly")
 
 
+# Retention batches a daemon runs per tick at most: a tick prunes batch_size x this many
+# articles, so a first prune of a large database spreads over ticks instead of delaying a pass.
+_PRUNE_BATCHES_PER_TICK = 20
+
+
+def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
+    """A few batches of the retention policy, by one daemon at a time; failures are logged."""
+    from monitor.db.leases import advisory_lock
+
+    try:
+        with advisory_lock(store.engine, "retention") as mine:
+            if not mine:
+                return      # another daemon is pruning
+            counts = pruner.run(datetime.now(timezone.utc), max_batches=_PRUNE_BATCHES_PER_TICK, stop=stop.is_set)
+        if counts:
+            log.info("%s", counts.line())
+    except MonitorError as e:
+        log.error("retention: %s", e)
+    except Exception:
+        log.exception("retention failed unexpectedly")
+
+
 def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     """Check due feeds every `schedule.tick` until SIGINT/SIGTERM; then stop cleanly."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -159,6 +197,11 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     # A daemon claims as many feeds as it fetches at once, and claims again when they are done,
     # so that the feeds spread over the daemons instead of all going to the first one to tick.
     owner, batch = new_owner(), max(1, settings.fetch.concurrency)
+    pruner = None
+    if settings.retention.active:
+        from monitor.db.retention import Pruner
+
+        pruner = Pruner(store, settings.retention)
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     with register_daemon(store.engine), _stop_on_signals(stop), \
@@ -184,6 +227,8 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
                 log.info("%s", summary.line())
             if not stop.is_set():
                 deliver(settings, store, stories)
+            if pruner is not None and not stop.is_set():
+                prune_some(store, pruner, stop)
 
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",

@@ -12,7 +12,9 @@ finished articles (each with its matches and entries) and then the results of th
 finished, one transaction per batch of up to `_BATCH_SIZE` articles (`_FEED_BATCH_SIZE` feed
 results) or `_BATCH_SECONDS`. A feed's validators (ETag, Last-Modified) are stored only once all
 its new entries are safely stored, so a crash or a stop never turns unprocessed entries into a
-304. Pages are fetched a bounded way ahead of extraction (`_PAGES_AHEAD`, `_BYTES_AHEAD`).
+304. Pages are fetched a bounded way ahead of extraction (`_PAGES_AHEAD`, `_BYTES_AHEAD`), handed
+to the fetch threads host by host (`_PageQueue`); one check takes at most `fetch.max_new_entries`
+of a feed's new entries, newest first, and leaves the rest, unrecorded, for the next checks.
 When each feed is checked next, and whether with its validators, is `monitor.schedule`'s call.
 """
 from __future__ import annotations
@@ -83,6 +85,8 @@ class PassSummary:
     new_matches: int = 0
     rule_errors: int = 0
     extractions_abandoned: int = 0
+    entries_deferred: int = 0     # new entries over fetch.max_new_entries, left for later checks
+    feeds_leased_elsewhere: int = 0   # left to the other daemons that hold them (PostgreSQL)
     stopped: bool = False
     seconds: float = 0.0
     matches_by_story: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -90,7 +94,8 @@ class PassSummary:
     def add(self, other: PassSummary) -> None:
         """Count `other` in too (several ingests summed up as one)."""
         for name in ("feeds", "feeds_ok", "feeds_not_modified", "feeds_failed", "new_entries", "new_articles",
-                     "from_feed_text", "pages_failed", "new_matches", "rule_errors", "extractions_abandoned"):
+                     "from_feed_text", "pages_failed", "new_matches", "rule_errors", "extractions_abandoned",
+                     "entries_deferred", "feeds_leased_elsewhere"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
         for story, n in other.matches_by_story.items():
@@ -104,7 +109,9 @@ class PassSummary:
                 f"{self.pages_failed} pages failed; {self.new_matches} new matches"
                 f"{f' ({stories})' if stories else ''}"
                 f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}"
-                f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}")
+                f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}"
+                f"{f'; {self.entries_deferred} new entries left for later passes' if self.entries_deferred else ''}"
+                f"{f'; {self.feeds_leased_elsewhere} feeds left to the daemons holding them' if self.feeds_leased_elsewhere else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,7 @@ class _FeedProgress:
     pending: int = 0
     retry_later: bool = False     # some page failed and will be retried: keep the old validators
     new_entries: int = 0          # entries the feed had not shown before (the policy's measure of pace)
+    deferred: int = 0             # new entries over the per-check bound: not recorded, so seen again next check
 
 
 class Pipeline:
@@ -314,7 +322,7 @@ class Pipeline:
         ticker = _Ticker(self._progress, len(seeds))
         self._ready: list[_Ready] = []
         self._ready_since: float | None = None
-        to_fetch: deque[_Candidate] = deque()      # pages waiting for room among those in flight
+        to_fetch = _PageQueue(max(1, self.settings.fetch.per_host))   # pages waiting for room among those in flight
 
         while (len(tasks) or to_fetch) and not stop.is_set():
             for fut in tasks.finished(self._wait_seconds()):
@@ -328,10 +336,11 @@ class Pipeline:
                         for cand in self._new_candidates(fp, summary, in_pass, retries, max_attempts):
                             fp.pending += 1
                             ticker.page_queued()
-                            to_fetch.append(cand)
+                            to_fetch.add(cand)
                         if fp.pending == 0:
                             self._finish_feed(fp, summary)
                     elif kind == "page":
+                        to_fetch.done(ctx)
                         self._page_fetched(fut, ctx, tasks, summary, progress, max_attempts)
                     else:  # "extract"
                         job: _Extraction = ctx
@@ -354,8 +363,10 @@ class Pipeline:
                     if kind != "feed":
                         self._release(ctx.cand if kind == "extract" else ctx, summary, progress, retry=True)
             self._abandon_slow_extractions(tasks, summary, progress)
-            while to_fetch and tasks.pages < _PAGES_AHEAD and tasks.page_bytes < _BYTES_AHEAD:
-                cand = to_fetch.popleft()
+            while tasks.pages < _PAGES_AHEAD and tasks.page_bytes < _BYTES_AHEAD:
+                cand = to_fetch.take()
+                if cand is None:
+                    break
                 tasks.add(self._threads.submit(self._fetch_page, cand.link), "page", cand)
             if self._batch_due() or not len(tasks):
                 self._flush(summary, progress)
@@ -453,7 +464,9 @@ class Pipeline:
         unseen = self.store.unseen_entry_keys(feed.id, keys)
         entries = [e for e in parsed.entries if e.key in unseen]
         # a feed that lists the same entry twice is one entry
-        entries = list({e.key: e for e in reversed(entries)}.values())[::-1]
+        entries = newest_first(list({e.key: e for e in reversed(entries)}.values())[::-1])
+        # Entries handed over by an aggregator are not offered again: those are all taken.
+        bound = self.settings.fetch.max_new_entries if not check.external else 0
         summary.new_entries += len(entries)
         by_url = {e.key: canonicalize(e.link) for e in entries if e.link}
         known = self.store.known_article_urls(set(by_url.values()))
@@ -471,12 +484,19 @@ class Pipeline:
                 settled.append((e.key, url))     # the same article, seen through another feed
             elif attempts.get(url, 0) >= max_attempts:
                 settled.append((e.key, url))     # given up on earlier passes
+            elif 0 < bound <= len(cands):
+                # Left unrecorded, so the next check sees it as new again (and takes it then).
+                fp.deferred += 1
             else:
                 in_pass.add(url)
                 cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
                                         external=check.external))
         if settled:
             self.store.record_entries(feed.id, settled, now)
+        if fp.deferred:
+            summary.entries_deferred += fp.deferred
+            log.info("%s: %d new entries, %d taken this pass (fetch.max_new_entries), %d left for the next",
+                     feed.url, len(entries), len(cands), fp.deferred)
         return cands
 
     def _finish_feed(self, fp: _FeedProgress, summary: PassSummary) -> None:
@@ -496,13 +516,15 @@ class Pipeline:
                                ttl_seconds=parsed.ttl_seconds if parsed else None,
                                gone=status_code == 410,
                                not_modified=fetched is not None and fetched.not_modified,
-                               new_entries=fp.new_entries,
+                               new_entries=fp.new_entries - fp.deferred, backlog=fp.deferred,
                                max_age=cache_max_age(fetched.headers) if fetched is not None else None)
         nxt = next_check(outcome, error_count=feed.error_count, interval=feed.interval_seconds,
                          settings=self.settings.schedule, now=now, poll=check.poll, rng=self._rng)
         if ok:
             status = "not-modified" if fetched is not None and fetched.not_modified else "ok"
-            keep_validators = fp.retry_later or status == "not-modified"
+            # Validators are stored only once every entry the feed lists is: with some left for a
+            # retry or a later share, the next request must get the whole feed again, not a 304.
+            keep_validators = fp.retry_later or fp.deferred > 0 or status == "not-modified"
 
             def recorded() -> None:
                 summary.feeds_not_modified += status == "not-modified"
@@ -700,6 +722,73 @@ class Pipeline:
         fp.pending -= 1
         if fp.pending == 0:
             self._finish_feed(fp, summary)
+
+
+def newest_first(entries: Sequence[FeedEntry]) -> list[FeedEntry]:
+    """`entries` by publication time, newest first; undated ones after, in the feed's order
+    (feeds list their newest first). Ties keep the feed's order, so the same feed gives the same order."""
+    return sorted(entries, key=lambda e: (e.published is None, -e.published.timestamp() if e.published else 0.0))
+
+
+class _PageQueue:
+    """Pages waiting to be fetched, handed out host by host in turn, at most `per_host` at once
+    to any one host (the fetcher's own limit).
+
+    Handing a host no more than it may serve keeps every fetch thread working: pages of one
+    busy host queued first would otherwise hold the threads waiting for that host's slots while
+    every other host waits behind them.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._waiting: dict[str, deque[_Candidate]] = {}
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._ready: deque[str] = deque()     # hosts with pages waiting and a slot free, in turn
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, cand: _Candidate) -> None:
+        host = _host(cand.link)
+        queue = self._waiting.get(host)
+        if queue is None:
+            queue = self._waiting[host] = deque()
+            if self._in_flight[host] < self.per_host:
+                self._ready.append(host)
+        queue.append(cand)
+        self._count += 1
+
+    def take(self) -> _Candidate | None:
+        """The next page to fetch, from the next host that has a slot free; None when none has."""
+        if not self._ready:
+            return None
+        host = self._ready.popleft()
+        queue = self._waiting[host]
+        cand = queue.popleft()
+        self._count -= 1
+        self._in_flight[host] += 1
+        if not queue:
+            del self._waiting[host]
+        elif self._in_flight[host] < self.per_host:
+            self._ready.append(host)
+        return cand
+
+    def done(self, cand: _Candidate) -> None:
+        """`cand`'s fetch ended: its host has a slot free again."""
+        host = _host(cand.link)
+        self._in_flight[host] -= 1
+        if self._in_flight[host] == self.per_host - 1 and host in self._waiting:
+            self._ready.append(host)
+        if self._in_flight[host] <= 0:
+            del self._in_flight[host]
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str, fetched: FetchResult | None,

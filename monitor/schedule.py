@@ -48,6 +48,7 @@ class CheckOutcome:
     not_modified: bool = False       # 304: the server says nothing changed
     new_entries: int = 0             # entries this check found that the feed had not shown before
     max_age: float | None = None     # Cache-Control max-age of the response, a lower bound like ttl
+    backlog: int = 0                 # new entries left for later checks (fetch.max_new_entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,10 @@ def next_check(outcome: CheckOutcome, *, error_count: int, interval: float | Non
     many feeds failing together do not retry in lock-step; Retry-After is honoured; a feed that
     is gone or keeps failing is disabled. Everything is clamped to [min_interval, max_interval]
     (Retry-After may exceed max_interval, up to a day). A long run of 304s makes the next
-    request unconditional, in case the server's validators have gone stale.
+    request unconditional, in case the server's validators have gone stale. A feed with a
+    backlog (more new entries than one check takes) is due again at once, min_interval
+    notwithstanding, so that the daemon's next tick takes the next share; its pace is not
+    measured from a flood.
     """
     rng = rng or random.Random()
     poll = poll or PollState()
@@ -109,6 +113,13 @@ def next_check(outcome: CheckOutcome, *, error_count: int, interval: float | Non
             wait = max(wait, outcome.retry_after)
         # A failure says nothing about how busy the feed is: the poll state is kept as it was.
         return NextCheck(now + clamp(wait, ceiling), errors, enabled, poll)
+
+    if outcome.backlog > 0:
+        # Each check of a flooded feed takes a bounded share of it: the next share waits only for
+        # the next tick (or the server's own ttl / max-age), and the flood says nothing of its pace.
+        state = PollState(interval=poll.interval, activity=poll.activity, checks=poll.checks + 1)
+        wait = max(float(outcome.ttl_seconds or 0), outcome.max_age or 0.0)
+        return NextCheck(now + timedelta(seconds=min(wait, hi)), 0, True, state)
 
     # How busy is the feed? The first successful check sees the whole backlog, not a pace.
     new = 0 if outcome.not_modified else max(0, outcome.new_entries)

@@ -12,6 +12,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from monitor.exceptions import StorageError
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections one process keeps open to PostgreSQL, and how many more it may open under load.
+# A daemon's pass writes from one thread: it uses one or two; `monitor serve` one per request in flight.
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
 
 
 def make_engine(url: str) -> Engine:
@@ -26,8 +30,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed)
         _configure_sqlite(engine)
     elif backend == "postgresql":
-        # pre_ping: a daemon outlives server restarts and idle-connection reaping.
-        engine = create_engine(parsed, pool_pre_ping=True)
+        # pre_ping: a daemon outlives server restarts and idle-connection reaping. The pool is
+        # the bound on what one process asks of the server (docs/scaling.md, "Connections");
+        # the name shows the monitor's sessions in pg_stat_activity.
+        connect_args = {} if "application_name" in parsed.query else {"application_name": "monitor"}
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                               connect_args=connect_args)
     else:
         raise StorageError(
             f"unsupported database {masked_url(parsed)}: use sqlite:///PATH or postgresql://USER@HOST/DB"

@@ -124,8 +124,20 @@ class Article(Base):
     summary: Mapped[str] = mapped_column(SafeText, default="")
     body: Mapped[str] = mapped_column(SafeText)
     source: Mapped[str] = mapped_column(String(32))             # "page", "feed-content", "summary"
-    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # first seen; indexed for retention (monitor.db.retention), which walks articles by age
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     content_hash: Mapped[str] = mapped_column(String(64))       # sha256 of the body, hex
+
+
+class PrunedArticle(Base):
+    """An article retention deleted (monitor.db.retention): its canonical URL stays known, so no
+    feed brings it back to be fetched again."""
+
+    __tablename__ = "pruned_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(SafeText, unique=True)     # canonical
+    pruned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Match(Base):

@@ -289,12 +289,15 @@ class Store:
             conn.execute(self._add_entries, list(by_key.values()))
 
     def known_article_urls(self, urls: Iterable[str]) -> set[str]:
-        """The canonical URLs among `urls` that have a stored article."""
+        """The canonical URLs among `urls` that have a stored article, or had one that retention deleted."""
         by_stored_url = {m.clean_text(url): url for url in urls}
         known: set[str] = set()
         with self._transaction() as conn:
             for chunk in _chunks(list(by_stored_url)):
                 known.update(conn.scalars(select(m.Article.url).where(m.Article.url.in_(chunk))))
+                left = [url for url in chunk if url not in known]
+                if left:
+                    known.update(conn.scalars(select(m.PrunedArticle.url).where(m.PrunedArticle.url.in_(left))))
         return {url for stored, url in by_stored_url.items() if stored in known}
 
     def save_article(self, article: Article) -> tuple[int, bool]:
