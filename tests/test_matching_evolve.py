@@ -135,3 +135,19 @@ def test_matcher_uses_the_background_it_is_given(story) -> None:  # type: ignore
     korea = background().blend(type(background())(documents=1000, df={"korea": 1000, "north": 1000, "kim": 1000}))
     damped = Matcher([story], background=korea).match(article)[0].details["reference"]["similarity"]
     assert damped < plain
+
+
+def test_a_name_other_articles_use_too_is_the_setting_and_is_not_learned(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    hotel_news = [_article(f"Capella Hotel news {i}", "The Capella Hotel on Sentosa reopened its spa and "
+                           f"restaurant after a renovation, the hotel group said on day {i}.", _june(20), "Travel Post", i)
+                  for i in range(3)]
+    with Store.open(db_url, create=True) as store:
+        _learn(store, story, [_article(t, b, _june(12), o, i) for i, (o, t, b) in enumerate(_TEACHING)])
+        for article in hotel_news:     # stored, and not the story's: the hotel is only where it happened
+            results = Matcher(current_stories(store, [story])).match(article)
+            assert not any(r.matched for r in results)
+            store.store_article(article, results, [], article.fetched_at)
+        assert learned_names(store, [STORY]) == {STORY: ("Capella Hotel", "Kim Yo Jong")}
+        evolved, changed = rebuild(store, story)
+    # Three of the six articles naming the hotel are the story's: it marks the place, not the story.
+    assert changed and evolved.learned == ("Kim Yo Jong",)

@@ -44,10 +44,10 @@ JUDGMENT_LABELS = ("on", "off", "brief")
 # away from the mean of those judged off. The reference keeps the larger share.
 _TOWARD_ON = 0.5
 _AWAY_FROM_OFF = 0.25
-# A learned name must be about the story, not its setting: among the stored articles of the
-# story's window that it does not match, a name may appear at most this share as often as among
-# its matches ("Oval Office" and a press secretary appear in all the White House's news).
-_MAX_SETTING_LIFT = 0.2
+# A learned name must mark the story, not its setting: at least this share of the stored articles
+# that name it must be the story's matches ("Oval Office" and a press secretary appear in all the
+# White House's news; a person whose own story came before is named by that story's articles).
+_MIN_NAME_PRECISION = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,30 +251,21 @@ def _moved_terms(store: Any, story: Story, judged: Mapping[str, str]) -> dict[st
 
 
 def _on_story(store: Any, story: Story, names: Sequence[str]) -> list[str]:
-    """The learned names that are about the story rather than its setting: much commoner in the
-    story's matches than in the other stored articles of its window."""
+    """The learned names that mark the story rather than its setting or a neighbouring story: of the
+    stored articles that name one, nearly all must be the story's matches ("Oval Office", a press
+    secretary, a person whose own story came before or after are named by other articles too)."""
     if not names:
         return []
-    window = []
-    if story.start is not None:
-        window.append(func.coalesce(m.Article.published, m.Article.fetched_at) >= story.start)
-    if story.end is not None:
-        window.append(func.coalesce(m.Article.published, m.Article.fetched_at) <= story.end)
     matched = select(m.Match.article_id).where(m.Match.story_id == story.id)
     kept = []
     with transaction(store.engine) as conn:
-        on_total = conn.execute(select(func.count()).select_from(m.Match).where(m.Match.story_id == story.id)).scalar_one()
-        off_total = conn.execute(select(func.count()).select_from(m.Article)
-                                 .where(*window, m.Article.id.not_in(matched))).scalar_one()
         for name in names:
             pattern = f"%{name.lower()}%"
             mentions = or_(func.lower(m.Article.title).like(pattern), func.lower(m.Article.body).like(pattern))
             on = conn.execute(select(func.count()).select_from(m.Article)
                               .where(mentions, m.Article.id.in_(matched))).scalar_one()
             off = conn.execute(select(func.count()).select_from(m.Article)
-                               .where(mentions, *window, m.Article.id.not_in(matched))).scalar_one()
-            on_share = on / on_total if on_total else 0.0
-            off_share = off / off_total if off_total else 0.0
-            if on_share > 0.0 and off_share <= _MAX_SETTING_LIFT * on_share:
+                               .where(mentions, m.Article.id.not_in(matched))).scalar_one()
+            if on and on / (on + off) >= _MIN_NAME_PRECISION:
                 kept.append(name)
     return kept
