@@ -3,6 +3,7 @@ versions gave: the plain versions are written out here and compared on hard inpu
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -13,8 +14,13 @@ from hypothesis import strategies as st
 from monitor._types import Article
 from monitor.matching import Matcher, load_stories
 from monitor.matching.base import Document
-from monitor.matching.text import _IS_CJK, _TOKEN, fold, parse_alias, tokenize
+from monitor.matching.text import fold, parse_alias, tokenize
 
+# The reference is written out here, not imported: the implementation's own patterns would make
+# the comparison check them against themselves.
+_CJK_RANGES = r"\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK_RANGES}]+|[^\W_{_CJK_RANGES}]+")
+_IS_CJK = re.compile(rf"[{_CJK_RANGES}]")
 _FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
 
 
@@ -109,3 +115,42 @@ def test_prefilter_and_prefix_aliases_find_what_the_plain_scan_finds() -> None:
             alias = parse_alias(prefix + "*")
             expected = tuple(sorted({p for p, tokens in enumerate(doc.parts()) for t in tokens if t.startswith(prefix)}))
             assert doc.parts_with(alias) == expected
+
+
+def _corpus_articles() -> list[Article]:
+    from monitor.demo.site import load_articles
+
+    articles = []
+    for n, row in enumerate(load_articles()):
+        when = datetime.fromisoformat(row["published"])
+        articles.append(Article(url=f"u{n}", final_url=f"u{n}", feed_url="f", title=row["title"], body=row["body"],
+                                summary=row["summary"], fetched_at=when, published=when, lang=row["lang"]))
+    extra = ["Protest in Łódź over the Pjöngjang talks", "김정은 위원장과 트럼프 대통령이 싱가포르에서 만났다",
+             "Weather: rain and wind across the north"]
+    when = datetime(2018, 6, 12, tzinfo=UTC)
+    return articles + [Article(url=f"x{n}", final_url=f"x{n}", feed_url="f", title=t, body=t, fetched_at=when)
+                       for n, t in enumerate(extra)]
+
+
+def test_query_only_stories_are_prefiltered_by_the_words_their_query_requires() -> None:
+    queries = ["summit AND kim", "trump* NEAR/5 kim", '"joint statement" OR denucleari*', "title:singapore",
+               "NOT weather", "김정은", "Pjöngjang OR Łódź", "(kim OR moon) AND -hanoi"]
+    tables = [{"id": f"q{i}", "title": q, "bias": -3.0,
+               "rules": [{"name": "query", "required": True, "weight": 6.0, "params": {"query": q}}]}
+              for i, q in enumerate(queries)]
+    stories = load_stories(tables)
+    matcher = Matcher(stories)
+    articles = _corpus_articles()
+    skipped = 0
+    for article in articles:
+        doc = Document.from_article(article)
+        candidates = set(matcher.candidates(doc))
+        skipped += len(stories) - len(candidates)
+        for index, story in enumerate(stories):
+            # Every story scored alone, with no prefilter: what the prefilter may skip never matches.
+            alone = Matcher([story]).explain(article, story.id)[0]
+            if index not in candidates:
+                assert not alone.matched, (story.title, article.title)
+        assert {r.story_id for r in matcher.match(article) if r.matched} == {
+            s.id for s in stories if Matcher([s]).explain(article, s.id)[0].matched}
+    assert skipped > 0

@@ -443,3 +443,13 @@ def test_token_offsets_point_at_text_that_folds_to_the_token(text: str) -> None:
     for token in analyze(text):
         assert 0 <= token.start < token.end <= len(text)
         assert token.text in {t.text for t in analyze(text[token.start:token.end])}
+
+
+@pytest.mark.parametrize(("query", "text"), [("lodz", "Protest in Łódź"), ("oeuvre", "son œuvre complète"),
+                                             ("strasse", "die Straße war voll"), ("kobenhavn", "i København")])
+def test_query_words_fold_like_facets_and_profiles(query: str, text: str) -> None:
+    from monitor.matching.text import tokenize
+
+    assert parse(query).matches(make_document("", text)).matched
+    # ... which is how the rest of matching folds them (docs/query-language.md: accents never matter)
+    assert tokenize(query)[0] in tokenize(text)

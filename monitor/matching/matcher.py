@@ -21,6 +21,7 @@ from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
 from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
 from monitor.matching.rules import FacetIndex
+from monitor.matching.text import Alias, is_cjk, tokenize
 
 __all__ = ["Matcher", "NEAR_MISS_MARGIN"]
 
@@ -30,6 +31,29 @@ log = logging.getLogger("monitor.matching")
 _HEAD = 3
 # A decision this close under the threshold, in logit units, is kept as a near miss ("why not").
 NEAR_MISS_MARGIN = 2.0
+
+
+_QUERY_LABEL = "required query"
+
+
+def _required_query_words(rules: list[tuple[Rule, float, bool]]) -> list[Alias] | None:
+    """The words one of which every article a required query matches contains, as aliases; None
+    when the query names no such words, or names one the document vocabulary cannot hold (a CJK
+    unit, which documents index as bigrams of their own)."""
+    for rule, _weight, required in rules:
+        terms = rule.required_terms() if required and hasattr(rule, "required_terms") else None
+        if not terms:
+            continue
+        aliases = []
+        for term in sorted(terms):
+            stem = term.removesuffix("*")
+            tokens = tokenize(stem)
+            if tokens != [stem] or any(is_cjk(c) for c in stem):
+                break
+            aliases.append(Alias(term, (stem,), term.endswith("*")))
+        else:
+            return aliases
+    return None
 
 
 class _CompiledStory:
@@ -74,16 +98,20 @@ class Matcher:
             facets = FacetIndex(story) if story.facets else None
             index = len(self._stories)
             self._stories.append(_CompiledStory(story, rules, facets))
-            self._facet_counts.append(len(story.facets))
+            # What a candidate must hold: a word of each facet, and of the required query when
+            # the story has no facets (its words, one of which any match contains).
+            needs = facets.all_aliases() if facets is not None else {}
+            query_words = None if facets is not None else _required_query_words(rules)
+            if query_words:
+                needs = {_QUERY_LABEL: query_words}
+            self._facet_counts.append(len(needs))
             if story.anchors:
                 self._anchors_needed[index] = story.anchors_needed
                 for anchor in dict.fromkeys(story.anchors):
                     self._anchors[anchor].append(index)
-            if facets is None:
-                if not story.anchors:
-                    self._unfiltered.append(index)
-                continue
-            for label, aliases in facets.all_aliases().items():
+            if not needs and not story.anchors:
+                self._unfiltered.append(index)
+            for label, aliases in needs.items():
                 for alias in aliases:
                     if alias.prefix and len(alias.tokens) == 1:
                         self._prefix[len(alias.first)][alias.first].append((index, label))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from monitor.exceptions import QueryError
+from monitor.matching.text import FOLD_EXTRA
 
 __all__ = [
     "FIELDS", "Token", "Document", "Hit", "QueryMatch", "Query",
@@ -62,7 +63,8 @@ def _fold(cluster: str) -> str:
     folded = cluster
     for _ in range(2):
         folded = _DIACRITICS.sub("", unicodedata.normalize("NFKD", folded)).casefold()
-    return unicodedata.normalize("NFC", folded)
+    # The letters NFKD leaves whole (ł, ø, đ, ß, œ, æ) fold as the facets and profiles fold them.
+    return unicodedata.normalize("NFC", folded).translate(FOLD_EXTRA)
 
 
 def _is_cjk(char: str) -> bool:

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
-__all__ = ["CALENDAR_WORDS", "fold", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
+__all__ = ["CALENDAR_WORDS", "FOLD_EXTRA", "fold", "is_cjk", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
            "parse_alias"]
 
 # Han, Hiragana, Katakana, Hangul syllables and jamo: written without spaces between words.
@@ -24,7 +24,8 @@ _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 _FOLDED_RUNS: dict[str, str] = {}
 _MAX_FOLDED_RUNS = 20_000
 _MAX_KEPT_RUN = 32
-_FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+# Letters that do not decompose under NFKD but that readers take for their base letter.
+FOLD_EXTRA = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
 # Capitalised in English texts without being names (the days and months of other languages are not).
 CALENDAR_WORDS = frozenset("january february march april may june july august september october november december "
                            "monday tuesday wednesday thursday friday saturday sunday".split())
@@ -59,12 +60,17 @@ def _fold_run(run: str) -> str:
     decomposed = unicodedata.normalize("NFKD", run.casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     # Hangul decomposes into jamo under NFKD; recompose so syllables stay whole.
-    folded = unicodedata.normalize("NFC", stripped).translate(_FOLD_EXTRA)
+    folded = unicodedata.normalize("NFC", stripped).translate(FOLD_EXTRA)
     if len(run) <= _MAX_KEPT_RUN:
         if len(_FOLDED_RUNS) >= _MAX_FOLDED_RUNS:
             _FOLDED_RUNS.clear()
         _FOLDED_RUNS[run] = folded
     return folded
+
+
+def is_cjk(char: str) -> bool:
+    """Whether `char` is of a script written without spaces (indexed as character bigrams)."""
+    return _IS_CJK.match(char) is not None
 
 
 def tokenize(text: str) -> list[str]:
