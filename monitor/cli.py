@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from contextlib import contextmanager
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from pathlib import Path
@@ -163,6 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
                      "Entries are processed in the background; stop with Ctrl-C or SIGTERM.")
     srv.add_argument("--host", help="address to listen on (default: serve.host)")
     srv.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+
+    ing = cmd("ingest", "bring in coverage published before you started: web archives (WARC)",
+              epilog="The pages go through the path a polled page takes: dedup, extraction, story matching,\n"
+                     "storage. `monitor report` then shows the matches, each saying where it came from.")
+    ins = ing.add_subparsers(dest="what", metavar="WHAT", required=True)
+    iw = ins.add_parser("warc", help="the HTML pages of WARC files (.warc, .warc.gz), e.g. Common Crawl's CC-NEWS",
+                        formatter_class=_Formatter,
+                        description="Read WARC files record by record and store every HTML response (status 200,\n"
+                                    "text/html or XHTML) as an article: its URL, headers and bytes as captured, the\n"
+                                    "WARC-Date as the time it was first seen.",
+                        epilog="Other records (requests, metadata, redirects, images), records over fetch.max_page_bytes,\n"
+                               "truncated records and unreadable stretches (a bad gzip member) are counted and skipped;\n"
+                               "the summary line says how many. An interrupted run (Ctrl-C, a crash) resumes where it\n"
+                               "stopped: the offset reached in each file is kept in the database, and nothing is stored\n"
+                               "twice. Articles are recorded under the feed warc:FILE-NAME.\n\nexamples:\n"
+                               "  monitor ingest warc CC-NEWS-20180612*.warc.gz --story trump-kim-summit-2018\n"
+                               "  monitor ingest warc crawl.warc --since 2018-03-01 --until 2018-09-01")
+    iw.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WARC files, gzipped or not")
+    iw.add_argument("--since", metavar="T", type=_time_arg, help="only records captured from T on (WARC-Date)")
+    iw.add_argument("--until", metavar="T", type=_time_arg, help="only records captured before T")
+    iw.add_argument("--story", metavar="ID", action="append",
+                    help="match against this story only (repeatable; default: every enabled story)")
 
     rs = cmd("reader-sync", "hand the entries of a reader (the feed-reader library) database to the monitor",
              epilog="Opens READER_DB with the monitor's reader plugin, updates reader's due feeds with --update,\n"
@@ -566,6 +589,37 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(args.format, keep=args.keep)
 
 
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import stop_on_signals
+    from monitor.ingest import ingest_warcs
+
+    stories = [s for s in _stories(settings) if s.enabled]
+    if args.story:
+        known = {s.id for s in stories}
+        unknown = [s for s in args.story if s not in known]
+        if unknown:
+            raise ConfigError(f"no enabled story {', '.join(map(repr, unknown))}; enabled: {', '.join(sorted(known)) or 'none'}")
+        stories = [s for s in stories if s.id in args.story]
+    if args.since and args.until and args.since >= args.until:
+        raise ConfigError("--since must be earlier than --until")
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"no such file: {', '.join(missing)}")
+    tty = sys.stderr.isatty()
+
+    def show(report: Any) -> None:
+        print(f"\r{report.progress()}\033[K", end="", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    with _open_store(settings) as store, stop_on_signals(stop):
+        report = ingest_warcs(settings, store, stories, args.files, since=args.since, until=args.until, stop=stop,
+                              progress=show if tty else None)
+    if tty:
+        print(file=sys.stderr)
+    print(report.line())
+    return 130 if report.summary.stopped else 0
+
+
 def cmd_reader_sync(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.integrations.reader import sync_database
 
@@ -585,5 +639,5 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
     "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
-    "reader-sync": cmd_reader_sync,
+    "reader-sync": cmd_reader_sync, "ingest": cmd_ingest,
 }

@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
@@ -117,6 +117,7 @@ class _FeedCheck:
     error: MonitorError | None = None
     poll: PollState = PollState()
     external: bool = False        # entries handed over by another aggregator, not fetched by us
+    pages: Mapping[str, FetchResult] | None = None    # entries' pages fetched already (by entry key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class _Candidate:
     link: str                # as given by the feed
     failed_before: bool = False   # earlier passes recorded failed fetches of the page
     external: bool = False        # handed over by another aggregator: no later pass will retry it
+    page: FetchResult | None = None   # the page, fetched already (a web archive's record)
 
 
 @dataclass
@@ -283,7 +285,7 @@ class Pipeline:
         return self._drive(seeds, stop or threading.Event())
 
     def ingest(self, feed: FeedState, entries: Sequence[FeedEntry], *, title: str | None = None,
-               stop: threading.Event | None = None) -> PassSummary:
+               stop: threading.Event | None = None, pages: Mapping[str, FetchResult] | None = None) -> PassSummary:
         """Process entries another aggregator fetched (reader, Miniflux) as a pass processes a
         feed's entries: the same dedup, page fetch, extraction, matching and storage.
 
@@ -291,11 +293,15 @@ class Pipeline:
         skipped, so handing the same entries over twice stores nothing twice. A page that cannot
         be fetched is not retried later (the aggregator will not hand the entry over again): the
         article is stored at once from the entry's own text.
+
+        `pages` holds pages fetched already, by entry key (a web archive's records): those are not
+        fetched again, and go straight to extraction; their FetchResult.date is the article's
+        first-seen time.
         """
         self._leases = _Leases(self.store, (), self.settings.schedule.lease)
         parsed = ParsedFeed(title=title or feed.title or "", link=None, entries=tuple(entries))
         done: Future[_FeedCheck] = Future()
-        done.set_result(_FeedCheck(feed, parsed=parsed, external=True))
+        done.set_result(_FeedCheck(feed, parsed=parsed, external=True, pages=pages))
         return self._drive([(done, feed)], stop or threading.Event())
 
     def _drive(self, seeds: Sequence[tuple[Future[Any], FeedState]], stop: threading.Event) -> PassSummary:
@@ -328,7 +334,10 @@ class Pipeline:
                         for cand in self._new_candidates(fp, summary, in_pass, retries, max_attempts):
                             fp.pending += 1
                             ticker.page_queued()
-                            to_fetch.append(cand)
+                            if cand.page is not None:
+                                self._page_arrived(cand, cand.page, tasks, summary, progress, max_attempts)
+                            else:
+                                to_fetch.append(cand)
                         if fp.pending == 0:
                             self._finish_feed(fp, summary)
                     elif kind == "page":
@@ -461,20 +470,23 @@ class Pipeline:
         settled: list[tuple[str, str | None]] = []
         cands: list[_Candidate] = []
         fp.new_entries = len(entries)
-        title = feed.title or parsed.title or urlsplit(feed.url).hostname or feed.url
+        pages = check.pages or {}
+        # An archive is no outlet: its pages name their own (else their host stands for it).
+        title = feed.title or parsed.title or ("" if pages else urlsplit(feed.url).hostname or feed.url)
         for e in entries:
             url = by_url.get(e.key)
+            page = pages.get(e.key)
             if url is None:
                 log.info("%s: entry %r has no usable link; recorded, not stored", feed.url, e.title or e.key)
                 settled.append((e.key, None))
             elif url in known or url in in_pass:
                 settled.append((e.key, url))     # the same article, seen through another feed
-            elif attempts.get(url, 0) >= max_attempts:
+            elif attempts.get(url, 0) >= max_attempts and page is None:
                 settled.append((e.key, url))     # given up on earlier passes
             else:
                 in_pass.add(url)
                 cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
-                                        external=check.external))
+                                        external=check.external, page=page))
         if settled:
             self.store.record_entries(feed.id, settled, now)
         return cands
@@ -546,6 +558,11 @@ class Pipeline:
         except FetchError as e:
             self._page_failed(cand, str(e), summary, progress, max_attempts, permanent=False)
             return
+        self._page_arrived(cand, fetched, tasks, summary, progress, max_attempts)
+
+    def _page_arrived(self, cand: _Candidate, fetched: FetchResult, tasks: _Tasks,
+                      summary: PassSummary, progress: dict[int, _FeedProgress], max_attempts: int) -> None:
+        """A page is here (fetched now, or read from an archive): on to extraction if it is HTML."""
         if fetched.content_type not in _HTML_TYPES:
             self._page_failed(cand, f"not an HTML page ({fetched.content_type})", summary, progress,
                               max_attempts, permanent=True)
@@ -636,7 +653,7 @@ class Pipeline:
                          fetched: FetchResult | None, page: ExtractedPage | None, gave_up: bool = False) -> None:
         """Build the article and match it against every story; the next batch stores both."""
         article = build_article(cand.entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
-                                fetched=fetched, page=page, now=utcnow())
+                                fetched=fetched, page=page, now=(fetched.date if fetched else None) or utcnow())
         if article is None:
             log.info("%s: nothing to store (no text in page or feed)", cand.link)
             self._release(cand, summary, progress, retry=not gave_up)
