@@ -89,7 +89,7 @@ def read_warc(path: Path, *, start: int = 0, max_bytes: int, counts: WarcCounts,
                     yield record
                 return
             except _Broken as e:
-                counts.broken += not e.counted
+                counts.broken += 1
                 resume = _next_record_start(fh, e.at + 1, gzipped)
                 log.warning("%s: unreadable data at offset %d (%s); %s", path, e.at, _printable(e.reason),
                             f"going on at offset {resume}" if resume is not None else "nothing readable after it")
@@ -99,9 +99,9 @@ def read_warc(path: Path, *, start: int = 0, max_bytes: int, counts: WarcCounts,
 
 
 class _Broken(Exception):
-    def __init__(self, at: int, reason: str, *, counted: bool = False) -> None:
+    def __init__(self, at: int, reason: str) -> None:
         super().__init__(reason)
-        self.at, self.reason, self.counted = at, reason, counted
+        self.at, self.reason = at, reason
 
 
 def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
@@ -122,10 +122,10 @@ def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
             yield WarcRecord(page, start, end)
             start = end
     except _Truncated:
+        # The data ran out inside the record: the file ends there (cut short, or still being written).
         counts.records += 1
         counts.truncated += 1
-        # Nothing after a record cut short can be trusted to start where it should: look for the next.
-        raise _Broken(start, "record cut short", counted=True) from None
+        log.warning("%s: the file ends inside the record at offset %d; it is skipped", fh.name, start)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
         raise _Broken(start, f"{type(e).__name__}: {str(e)[:120]}") from None
 
