@@ -222,13 +222,8 @@ class Pipeline:
         self.store = store
         self.matcher = matcher
         self._progress = progress
-        f = settings.fetch
-        self.fetcher = Fetcher(
-            FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
-                        connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
-                        total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
-            max_connections=f.concurrency, per_host=f.per_host)
-        self._threads = ThreadPoolExecutor(max_workers=max(1, f.concurrency), thread_name_prefix="fetch")
+        self.fetcher = page_fetcher(settings)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, settings.fetch.concurrency), thread_name_prefix="fetch")
         self._extractors: ProcessPoolExecutor | None = None
         self._workers: int | None = None
         self._rng = random.Random()     # the jitter of retries (seeding one per feed costs more)
@@ -717,6 +712,16 @@ class Pipeline:
         fp.pending -= 1
         if fp.pending == 0:
             self._finish_feed(fp, summary)
+
+
+def page_fetcher(settings: Settings) -> Fetcher:
+    """The guarded fetcher a pass uses: the [fetch] settings' limits, deadlines and politeness."""
+    f = settings.fetch
+    return Fetcher(
+        FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
+                    connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
+                    total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
+        max_connections=f.concurrency, per_host=f.per_host)
 
 
 def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str, fetched: FetchResult | None,

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_sigkill_mid_file_then_restart_loses_nothing_and_stores_nothing_twice(
             reap(proc)
         stored_before = count(engine, "articles")
         with engine.connect() as conn:
-            offset, records = conn.execute(text("SELECT \"offset\", records FROM archive_files")).one()
+            offset, records = conn.execute(text("SELECT next_offset, records FROM archive_files")).one()
         assert 300 <= stored_before < PAGES and 0 < offset < warc.stat().st_size and records < stored_before
 
         result = monitor(config, "ingest", "warc", str(warc))
@@ -185,7 +186,7 @@ def test_sigkill_mid_file_then_restart_loses_nothing_and_stores_nothing_twice(
             urls = list(conn.execute(text("SELECT url FROM articles")).scalars())
             entries = conn.execute(text("SELECT count(*) FROM entries")).scalar_one()
             matched = conn.execute(text("SELECT count(*) FROM matches WHERE story_id = :s"), {"s": SUMMIT}).scalar_one()
-            done = conn.execute(text("SELECT \"offset\", records, pages FROM archive_files")).one()
+            done = conn.execute(text("SELECT next_offset, records, pages FROM archive_files")).one()
         assert len(urls) == len(set(urls)) == PAGES and entries == PAGES
         assert done[1:] == (PAGES, PAGES)
         ref_matches = report(reference)["matches"]
@@ -258,3 +259,65 @@ def test_a_gzip_bomb_in_a_page_is_capped(tmp_path: Path) -> None:
     result = monitor(config, "ingest", "warc", str(warc))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "1 too large" in summary_line(result) and "0 new articles" in summary_line(result)
+
+
+# --- sitemaps and URL lists: the same decision, whatever the door -------------------------------
+
+def _urlset(entries: list[tuple[str, str]]) -> str:
+    urls = "".join(f"<url><loc>{u}</loc><news:news><news:publication_date>{d}</news:publication_date></news:news></url>"
+                   for u, d in entries)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{urls}</urlset>')
+
+
+def test_sitemaps_and_url_lists_store_what_polling_stores(tmp_path: Path) -> None:
+    for name in ("poll", "sitemap", "urls"):
+        (tmp_path / name).mkdir()
+    with serve_articles(tmp_path) as (site, feed_urls):
+        polled = write_config(tmp_path / "poll", f"sqlite:///{tmp_path / 'poll.db'}", feed_urls)
+        assert monitor(polled, "run", "--once").returncode == 0
+        by_poll = exported(polled)
+        dated = sorted((a["url"], a["published"]) for a in by_poll.values())
+        # An index of two news sitemaps, one of them gzipped, and a dead link the index also names.
+        half = len(dated) // 2
+        (site.root / "news-1.xml").write_text(_urlset(dated[:half]), encoding="utf-8")
+        (site.root / "news-2.xml.gz").write_bytes(gzip.compress(_urlset(dated[half:]).encode()))
+        (site.root / "sitemap.xml").write_text(
+            '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            + "".join(f"<sitemap><loc>{site.base_url}/{n}</loc></sitemap>" for n in ("news-1.xml", "news-2.xml.gz",
+                                                                                    "gone.xml"))
+            + "</sitemapindex>", encoding="utf-8")
+        by_sitemap_cfg = write_config(tmp_path / "sitemap", f"sqlite:///{tmp_path / 'sitemap.db'}")
+        result = monitor(by_sitemap_cfg, "ingest", "sitemap", f"{site.base_url}/sitemap.xml")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert summary_line(result).startswith("ingest done") and f"3 sitemaps, {len(dated)} URLs" in result.stdout
+        assert "1 sitemaps unreadable" in result.stdout, result.stdout
+
+        # --since/--until on the publication dates: only June 2018.
+        june = [u for u, d in dated if d.startswith("2018-06")]
+        (tmp_path / "june").mkdir()
+        june_cfg = write_config(tmp_path / "june", f"sqlite:///{tmp_path / 'june.db'}")
+        result = monitor(june_cfg, "ingest", "sitemap", f"{site.base_url}/sitemap.xml", "--since", "2018-06-01",
+                         "--until", "2018-07-01")
+        assert result.returncode == 0 and 0 < len(june) < len(dated), result.stderr[-2000:]
+        assert {a["url"] for a in exported(june_cfg).values()} == set(june)
+
+        by_list_cfg = write_config(tmp_path / "urls", f"sqlite:///{tmp_path / 'urls.db'}")
+        listing = "# the summit, by hand\n" + "".join(f"{u}\n" for u, _d in dated) + "not a url\n\n"
+        listed = subprocess.run([sys.executable, "-m", "monitor", "--config", str(by_list_cfg), "ingest", "urls", "-"],
+                                input=listing, capture_output=True, text=True, timeout=300)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert f"{len(dated)} URLs; skipped: 1 not http(s) URLs" in listed.stdout, listed.stdout
+        again = subprocess.run([sys.executable, "-m", "monitor", "--config", str(by_list_cfg), "ingest", "urls", "-"],
+                               input=listing, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and "0 new articles, 0 pages failed" in again.stdout, again.stdout
+
+    poll_matches = {m["canonical_url"] for m in report(polled)["matches"]}
+    for config, origin in ((by_sitemap_cfg, f"sitemap:{site.base_url}/sitemap.xml"), (by_list_cfg, "urls:stdin")):
+        stored = exported(config)
+        assert stored.keys() == by_poll.keys()
+        for url, a in by_poll.items():
+            for name in ("title", "body", "published", "lang", "outlet"):
+                assert stored[url][name] == a[name], f"{origin}: {url}: {name} differs"
+            assert stored[url]["feed_url"] == origin
+        assert {m["canonical_url"] for m in report(config)["matches"]} == poll_matches

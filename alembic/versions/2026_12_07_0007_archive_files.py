@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
         sa.Column("records", sa.BigInteger(), nullable=False),
         sa.Column("pages", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -28,11 +28,11 @@ class ArchiveProgress:
 def load_progress(engine: Any, path: str) -> ArchiveProgress | None:
     with transaction(engine) as conn:
         row = conn.execute(select(m.ArchiveFile).where(m.ArchiveFile.path == path)).one_or_none()
-    return None if row is None else ArchiveProgress(row.path, row.fingerprint, row.offset, row.records, row.pages)
+    return None if row is None else ArchiveProgress(row.path, row.fingerprint, row.next_offset, row.records, row.pages)
 
 
 def save_progress(engine: Any, progress: ArchiveProgress, at: datetime) -> None:
-    values = {"fingerprint": progress.fingerprint, "offset": progress.offset, "records": progress.records,
+    values = {"fingerprint": progress.fingerprint, "next_offset": progress.offset, "records": progress.records,
               "pages": progress.pages, "updated_at": at}
     insert = dialect_insert(engine)(m.ArchiveFile)
     stmt = insert.values(path=progress.path, **values).on_conflict_do_update(index_elements=["path"], set_=values)

@@ -286,7 +286,7 @@ class ArchiveFile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(SafeText, unique=True)     # absolute
     fingerprint: Mapped[str] = mapped_column(String(64))        # sha256 of its first 64 KiB: another file starts over
-    offset: Mapped[int] = mapped_column(BigInteger)             # every record before it is stored
-    records: Mapped[int] = mapped_column(BigInteger, default=0)  # records read before `offset`
+    next_offset: Mapped[int] = mapped_column(BigInteger)        # every record before it is stored
+    records: Mapped[int] = mapped_column(BigInteger, default=0)  # records read before `next_offset`
     pages: Mapped[int] = mapped_column(BigInteger, default=0)    # HTML pages among them
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
