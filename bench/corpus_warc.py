@@ -118,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingest: {ingest.stdout.strip().splitlines()[-1]}")
     archived = json.loads(monitor(configs["warc"], *report_args).stdout)["stories"][0]["matches"]
 
+    stored = {name: {se.path_key(a["url"]): a for a in map(json.loads, monitor(configs[name], "export", "articles")
+                                                          .stdout.splitlines())} for name in configs}
+    same = {field: sum(stored["warc"].get(k, {}).get(field) == a[field] for k, a in stored["poll"].items())
+            for field in ("title", "body", "published", "summary")}
+    print(f"stored articles: polling {len(stored['poll'])}, archive {len(stored['warc'])}; the same " +
+          ", ".join(f"{field} {n}/{len(stored['poll'])}" for field, n in same.items()) +
+          " (a feed's summary is not on these pages: archived articles take the page's description, and these "
+          "pages have none)")
+    evidence = {se.path_key(m["url"]): (m["score"], m["evidence"]) for m in polled + archived}
     by_poll = {se.path_key(m["url"]): m["title"] for m in polled}
     by_warc = {se.path_key(m["url"]): m["title"] for m in archived}
     both = by_poll.keys() & by_warc.keys()
@@ -127,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, keys, titles in (("only polling", by_poll.keys() - both, by_poll),
                                 ("only archive", by_warc.keys() - both, by_warc)):
         for k in sorted(keys):
-            print(f"  {label}: {k}  {titles[k]!r}  (label {truth.get(k, {}).get('label')})")
+            score_, why = evidence[k]
+            print(f"  {label}: {k}  {titles[k]!r}  (label {truth.get(k, {}).get('label')}; score {score_}: "
+                  f"{'; '.join(why)})")
     print(f"scored as story_eval.py scores: polling {json.dumps(score(se, polled, truth))}")
     print(f"scored as story_eval.py scores: archive {json.dumps(score(se, archived, truth))}")
     if args.story_eval:

@@ -26,7 +26,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from queue import Empty, SimpleQueue
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -647,7 +647,12 @@ class Pipeline:
     def _store_candidate(self, cand: _Candidate, summary: PassSummary, progress: dict[int, _FeedProgress], *,
                          fetched: FetchResult | None, page: ExtractedPage | None, gave_up: bool = False) -> None:
         """Build the article and match it against every story; the next batch stores both."""
-        article = build_article(cand.entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
+        entry = cand.entry
+        if page is not None and page.description and not (entry.title or entry.summary or entry.content_html):
+            # A bare link (an archive's record, a sitemap's or a list's URL) has no feed text: the
+            # page's own description stands in for the summary a feed would have given.
+            entry = replace(entry, summary=page.description)
+        article = build_article(entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
                                 fetched=fetched, page=page, now=(fetched.date if fetched else None) or utcnow())
         if article is None:
             log.info("%s: nothing to store (no text in page or feed)", cand.link)
