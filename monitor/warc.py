@@ -128,6 +128,9 @@ def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
         log.warning("%s: the file ends inside the record at offset %d; it is skipped", fh.name, start)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
         raise _Broken(start, f"{type(e).__name__}: {str(e)[:120]}") from None
+    except Exception as e:    # the file is hostile input: whatever a garbled record makes warcio raise
+        log.debug("unexpected error reading at offset %d", start, exc_info=True)
+        raise _Broken(start, f"{type(e).__name__}: {str(e)[:120]}") from None
 
 
 class _Truncated(Exception):
