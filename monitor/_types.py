@@ -25,6 +25,7 @@ class FetchResult:
     last_modified: str | None = None
     permanent_redirect: str | None = None   # target of a 301/308 chain from `url`, if any
     elapsed: float = 0.0          # seconds
+    date: datetime | None = None  # when the exchange happened, if not just now (a web archive's capture time)
 
     @property
     def not_modified(self) -> bool:

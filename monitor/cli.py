@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from contextlib import contextmanager
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from pathlib import Path
@@ -186,6 +187,49 @@ def build_parser() -> argparse.ArgumentParser:
                      "Entries are processed in the background; stop with Ctrl-C or SIGTERM.")
     srv.add_argument("--host", help="address to listen on (default: serve.host)")
     srv.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+
+    ing = cmd("ingest", "bring in coverage published before you started: web archives, sitemaps, URL lists",
+              epilog="The pages go through the path a polled page takes: dedup, extraction, story matching,\n"
+                     "storage. `monitor report` then shows the matches, each saying where it came from.")
+    ins = ing.add_subparsers(dest="what", metavar="WHAT", required=True)
+    iw = ins.add_parser("warc", help="the HTML pages of WARC files (.warc, .warc.gz), e.g. Common Crawl's CC-NEWS",
+                        formatter_class=_Formatter,
+                        description="Read WARC files record by record and store every HTML response (status 200,\n"
+                                    "text/html or XHTML) as an article: its URL, headers and bytes as captured, the\n"
+                                    "WARC-Date as the time it was first seen.",
+                        epilog="Other records (requests, metadata, redirects, images), records over fetch.max_page_bytes,\n"
+                               "truncated records and unreadable stretches (a bad gzip member) are counted and skipped;\n"
+                               "the summary line says how many. An interrupted run (Ctrl-C, a crash) resumes where it\n"
+                               "stopped: the offset reached in each file is kept in the database, and nothing is stored\n"
+                               "twice. Articles are recorded under the feed warc:FILE-NAME.\n\nexamples:\n"
+                               "  monitor ingest warc CC-NEWS-20180612*.warc.gz --story trump-kim-summit-2018\n"
+                               "  monitor ingest warc crawl.warc --since 2018-03-01 --until 2018-09-01")
+    iw.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WARC files, gzipped or not")
+    iw.add_argument("--since", metavar="T", type=_time_arg, help="only records captured from T on (WARC-Date)")
+    iw.add_argument("--until", metavar="T", type=_time_arg, help="only records captured before T")
+    iw.add_argument("--story", metavar="ID", action="append",
+                    help="match against this story only (repeatable; default: every enabled story)")
+    ism = ins.add_parser("sitemap", help="the pages a sitemap lists (news sitemaps, sitemap indexes)",
+                         formatter_class=_Formatter,
+                         description="Fetch the sitemap at URL (and the sitemaps an index lists), then fetch and store\n"
+                                     "the pages it lists, through the same guarded fetcher, per-host limits and deadlines\n"
+                                     "as a poll. Pages are dated by news:publication_date, else lastmod.",
+                         epilog="Pages stored already are not fetched again. Articles are recorded under the feed\n"
+                                "sitemap:URL.\n\nexample:\n"
+                                "  monitor ingest sitemap https://example.org/news-sitemap.xml --since 2018-06-01 --until 2018-07-01")
+    ism.add_argument("url", metavar="URL", help="the sitemap or sitemap index (http(s); gzipped or not)")
+    ism.add_argument("--since", metavar="T", type=_time_arg, help="only pages dated from T on (undated pages are left out)")
+    ism.add_argument("--until", metavar="T", type=_time_arg, help="only pages dated before T")
+    ism.add_argument("--story", metavar="ID", action="append", help="match against this story only (repeatable)")
+    iu = ins.add_parser("urls", help="the pages of a list of URLs (a file, or - for standard input)",
+                        formatter_class=_Formatter,
+                        description="Fetch and store the page at every URL of FILE (one a line; blank lines and lines\n"
+                                    "starting with # are ignored), through the same guarded fetcher as a poll.",
+                        epilog="Lines that are not http(s) URLs are counted and skipped; pages stored already are not\n"
+                               "fetched again. Articles are recorded under the feed urls:FILE-NAME (urls:stdin).\n\n"
+                               "example:\n  grep summit links.txt | monitor ingest urls -")
+    iu.add_argument("file", metavar="FILE", help="the list of URLs, or - for standard input")
+    iu.add_argument("--story", metavar="ID", action="append", help="match against this story only (repeatable)")
 
     rs = cmd("reader-sync", "hand the entries of a reader (the feed-reader library) database to the monitor",
              epilog="Opens READER_DB with the monitor's reader plugin, updates reader's due feeds with --update,\n"
@@ -658,6 +702,62 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(args.format, keep=args.keep)
 
 
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import stop_on_signals
+    from monitor.ingest import IngestReport, ingest_urls, ingest_warcs, sitemap_urls
+
+    stories = [s for s in _stories(settings) if s.enabled]
+    if args.story:
+        known = {s.id for s in stories}
+        unknown = [s for s in args.story if s not in known]
+        if unknown:
+            raise ConfigError(f"no enabled story {', '.join(map(repr, unknown))}; enabled: {', '.join(sorted(known)) or 'none'}")
+        stories = [s for s in stories if s.id in args.story]
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since and until and since >= until:
+        raise ConfigError("--since must be earlier than --until")
+    if args.what == "warc":
+        missing = [str(f) for f in args.files if not f.is_file()]
+        if missing:
+            raise ConfigError(f"no such file: {', '.join(missing)}")
+    elif args.what == "sitemap":
+        _check_url(args.url)
+    lines: Any = None
+    if args.what == "urls":
+        try:
+            lines = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
+    tty = sys.stderr.isatty()
+
+    def show(report: Any) -> None:
+        print(f"\r{report.progress()}\033[K", end="", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    with _open_store(settings) as store, stop_on_signals(stop):
+        progress = show if tty else None
+        if args.what == "warc":
+            report = ingest_warcs(settings, store, stories, args.files, since=since, until=until, stop=stop,
+                                  progress=progress)
+        elif args.what == "sitemap":
+            report = IngestReport(kind="urls")
+            urls = sitemap_urls(settings, args.url, report, since=since, until=until)
+            report = ingest_urls(settings, store, stories, urls, origin=f"sitemap:{args.url}", report=report,
+                                 stop=stop, progress=progress)
+        else:
+            name = "stdin" if args.file == "-" else Path(args.file).name
+            try:
+                report = ingest_urls(settings, store, stories, lines, origin=f"urls:{name}", stop=stop,
+                                     progress=progress)
+            finally:
+                if lines is not sys.stdin:
+                    lines.close()
+    if tty:
+        print(file=sys.stderr)
+    print(report.line())
+    return 130 if report.summary.stopped else 1 if report.failed_files else 0
+
+
 def cmd_reader_sync(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.integrations.reader import sync_database
 
@@ -677,5 +777,5 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
     "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
-    "reader-sync": cmd_reader_sync,
+    "reader-sync": cmd_reader_sync, "ingest": cmd_ingest,
 }

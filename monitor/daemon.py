@@ -24,7 +24,7 @@ log = logging.getLogger("monitor.daemon")
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT/SIGTERM set `stop`; a second SIGINT gives up at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -70,7 +70,7 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
             log.info("%d feeds are leased to other daemons right now; this pass leaves them to those", held_elsewhere)
     log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
     stop = threading.Event()
-    with _stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
+    with stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
         summary = pipeline.run_pass(feeds, stop=stop, claims=claims)
     summary.feeds_leased_elsewhere = held_elsewhere
     if not summary.stopped:
@@ -204,7 +204,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
         pruner = Pruner(store, settings.retention)
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-    with register_daemon(store.engine), _stop_on_signals(stop), \
+    with register_daemon(store.engine), stop_on_signals(stop), \
             Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
 
         def tick() -> None:

@@ -28,10 +28,10 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
@@ -124,6 +124,7 @@ class _FeedCheck:
     error: MonitorError | None = None
     poll: PollState = PollState()
     external: bool = False        # entries handed over by another aggregator, not fetched by us
+    pages: Mapping[str, FetchResult] | None = None    # entries' pages fetched already (by entry key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class _Candidate:
     link: str                # as given by the feed
     failed_before: bool = False   # earlier passes recorded failed fetches of the page
     external: bool = False        # handed over by another aggregator: no later pass will retry it
+    page: FetchResult | None = None   # the page, fetched already (a web archive's record)
 
 
 @dataclass
@@ -228,13 +230,8 @@ class Pipeline:
         self.store = store
         self.matcher = matcher
         self._progress = progress
-        f = settings.fetch
-        self.fetcher = Fetcher(
-            FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
-                        connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
-                        total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
-            max_connections=f.concurrency, per_host=f.per_host)
-        self._threads = ThreadPoolExecutor(max_workers=max(1, f.concurrency), thread_name_prefix="fetch")
+        self.fetcher = page_fetcher(settings)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, settings.fetch.concurrency), thread_name_prefix="fetch")
         self._extractors: ProcessPoolExecutor | None = None
         self._workers: int | None = None
         self._rng = random.Random()     # the jitter of retries (seeding one per feed costs more)
@@ -291,7 +288,7 @@ class Pipeline:
         return self._drive(seeds, stop or threading.Event())
 
     def ingest(self, feed: FeedState, entries: Sequence[FeedEntry], *, title: str | None = None,
-               stop: threading.Event | None = None) -> PassSummary:
+               stop: threading.Event | None = None, pages: Mapping[str, FetchResult] | None = None) -> PassSummary:
         """Process entries another aggregator fetched (reader, Miniflux) as a pass processes a
         feed's entries: the same dedup, page fetch, extraction, matching and storage.
 
@@ -299,11 +296,15 @@ class Pipeline:
         skipped, so handing the same entries over twice stores nothing twice. A page that cannot
         be fetched is not retried later (the aggregator will not hand the entry over again): the
         article is stored at once from the entry's own text.
+
+        `pages` holds pages fetched already, by entry key (a web archive's records): those are not
+        fetched again, and go straight to extraction; their FetchResult.date is the article's
+        first-seen time.
         """
         self._leases = _Leases(self.store, (), self.settings.schedule.lease)
         parsed = ParsedFeed(title=title or feed.title or "", link=None, entries=tuple(entries))
         done: Future[_FeedCheck] = Future()
-        done.set_result(_FeedCheck(feed, parsed=parsed, external=True))
+        done.set_result(_FeedCheck(feed, parsed=parsed, external=True, pages=pages))
         return self._drive([(done, feed)], stop or threading.Event())
 
     def _drive(self, seeds: Sequence[tuple[Future[Any], FeedState]], stop: threading.Event) -> PassSummary:
@@ -336,7 +337,10 @@ class Pipeline:
                         for cand in self._new_candidates(fp, summary, in_pass, retries, max_attempts):
                             fp.pending += 1
                             ticker.page_queued()
-                            to_fetch.add(cand)
+                            if cand.page is not None:
+                                self._page_arrived(cand, cand.page, tasks, summary, progress, max_attempts)
+                            else:
+                                to_fetch.add(cand)
                         if fp.pending == 0:
                             self._finish_feed(fp, summary)
                     elif kind == "page":
@@ -474,15 +478,18 @@ class Pipeline:
         settled: list[tuple[str, str | None]] = []
         cands: list[_Candidate] = []
         fp.new_entries = len(entries)
-        title = feed.title or parsed.title or urlsplit(feed.url).hostname or feed.url
+        pages = check.pages or {}
+        # An archive is no outlet: its pages name their own (else their host stands for it).
+        title = feed.title or parsed.title or ("" if pages else urlsplit(feed.url).hostname or feed.url)
         for e in entries:
             url = by_url.get(e.key)
+            page = pages.get(e.key)
             if url is None:
                 log.info("%s: entry %r has no usable link; recorded, not stored", feed.url, e.title or e.key)
                 settled.append((e.key, None))
             elif url in known or url in in_pass:
                 settled.append((e.key, url))     # the same article, seen through another feed
-            elif attempts.get(url, 0) >= max_attempts:
+            elif attempts.get(url, 0) >= max_attempts and page is None:
                 settled.append((e.key, url))     # given up on earlier passes
             elif 0 < bound <= len(cands):
                 # Left unrecorded, so the next check sees it as new again (and takes it then).
@@ -490,7 +497,7 @@ class Pipeline:
             else:
                 in_pass.add(url)
                 cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
-                                        external=check.external))
+                                        external=check.external, page=page))
         if settled:
             self.store.record_entries(feed.id, settled, now)
         if fp.deferred:
@@ -568,6 +575,11 @@ class Pipeline:
         except FetchError as e:
             self._page_failed(cand, str(e), summary, progress, max_attempts, permanent=False)
             return
+        self._page_arrived(cand, fetched, tasks, summary, progress, max_attempts)
+
+    def _page_arrived(self, cand: _Candidate, fetched: FetchResult, tasks: _Tasks,
+                      summary: PassSummary, progress: dict[int, _FeedProgress], max_attempts: int) -> None:
+        """A page is here (fetched now, or read from an archive): on to extraction if it is HTML."""
         if fetched.content_type not in _HTML_TYPES:
             self._page_failed(cand, f"not an HTML page ({fetched.content_type})", summary, progress,
                               max_attempts, permanent=True)
@@ -657,8 +669,13 @@ class Pipeline:
     def _store_candidate(self, cand: _Candidate, summary: PassSummary, progress: dict[int, _FeedProgress], *,
                          fetched: FetchResult | None, page: ExtractedPage | None, gave_up: bool = False) -> None:
         """Build the article and match it against every story; the next batch stores both."""
-        article = build_article(cand.entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
-                                fetched=fetched, page=page, now=utcnow())
+        entry = cand.entry
+        if page is not None and page.description and not (entry.title or entry.summary or entry.content_html):
+            # A bare link (an archive's record, a sitemap's or a list's URL) has no feed text: the
+            # page's own description stands in for the summary a feed would have given.
+            entry = replace(entry, summary=page.description)
+        article = build_article(entry, feed_url=cand.feed.url, feed_title=cand.feed_title, url=cand.url,
+                                fetched=fetched, page=page, now=(fetched.date if fetched else None) or utcnow())
         if article is None:
             log.info("%s: nothing to store (no text in page or feed)", cand.link)
             self._release(cand, summary, progress, retry=not gave_up)
@@ -789,6 +806,16 @@ def _host(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def page_fetcher(settings: Settings) -> Fetcher:
+    """The guarded fetcher a pass uses: the [fetch] settings' limits, deadlines and politeness."""
+    f = settings.fetch
+    return Fetcher(
+        FetchPolicy(allow_private_addresses=f.allow_private_addresses, user_agent=f.user_agent,
+                    connect_timeout=f.connect_timeout, read_timeout=f.read_timeout,
+                    total_timeout=f.total_timeout, max_bytes=f.max_feed_bytes, max_redirects=f.max_redirects),
+        max_connections=f.concurrency, per_host=f.per_host)
 
 
 def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str, fetched: FetchResult | None,

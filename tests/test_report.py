@@ -218,8 +218,9 @@ def test_markdown_has_headings_a_figures_table_and_links() -> None:
 
 def test_csv_has_one_row_per_match() -> None:
     rows = list(csv.reader(io.StringIO(render(digest(sample_matches()), "csv"))))
-    assert rows[0] == ["story_id", "cluster", "url", "title", "outlet", "published", "score", "evidence"]
+    assert rows[0] == ["story_id", "cluster", "url", "title", "outlet", "published", "score", "evidence", "via"]
     assert len(rows) == 4
+    assert [row[8] for row in rows[1:]] == ["https://feeds.example/rss"] * 3    # where each article came from
     assert rows[1][:3] == [SUMMIT.id, rows[2][1], "https://news.example/2018/05/24/trump-cancels-summit"]
     assert rows[3][1] == "" and rows[3][5] == ""
     assert rows[1][6] == "0.91" and rows[1][7] == "title: summit, Kim Jong Un"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Float, ForeignKey, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -340,3 +340,17 @@ class InboxItem(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
+
+
+class ArchiveFile(Base):
+    """How far `monitor ingest warc` got in one archive file: an interrupted run resumes there."""
+
+    __tablename__ = "archive_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(SafeText, unique=True)     # absolute
+    fingerprint: Mapped[str] = mapped_column(String(64))        # sha256 of its first 64 KiB: another file starts over
+    next_offset: Mapped[int] = mapped_column(BigInteger)        # every record before it is stored
+    records: Mapped[int] = mapped_column(BigInteger, default=0)  # records read before `next_offset`
+    pages: Mapped[int] = mapped_column(BigInteger, default=0)    # HTML pages among them
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ import io
 from monitor.report._safe import iso
 from monitor.report.digest import Digest, clamp_score
 
-HEADER = ("story_id", "cluster", "url", "title", "outlet", "published", "score", "evidence")
+HEADER = ("story_id", "cluster", "url", "title", "outlet", "published", "score", "evidence", "via")
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -27,6 +27,7 @@ def render_csv(digest: Digest) -> str:
                 iso(m.published) or "",
                 f"{round(clamp_score(m.score), 3):g}",
                 " | ".join(m.evidence),
+                m.feed_url,
             ))
     return out.getvalue()
 

@@ -146,7 +146,7 @@ def _coverage(c: Coverage) -> str:
     m = c.lead
     out = [f"<li>{_link(one_line(m.title) or '(untitled)', m.url)} "
            f'<span class="score">{clamp_score(m.score):.2f}</span>'
-           f'<div class="meta">{_e(outlet_key(m))}, {_e(short_time(m.when))}</div>']
+           f'<div class="meta">{_e(outlet_key(m))}, {_e(short_time(m.when))}, via {_e(m.feed_url)}</div>']
     if c.also_carried_by:
         out.append(f'<div class="also">Also carried by {_e(", ".join(c.also_carried_by))}; '
                    f"first: {_e(outlet_key(c.first))}, {_e(short_time(c.first.when))}</div>")

@@ -43,6 +43,7 @@ def _match(m: StoredMatch, cluster: str | None) -> dict[str, Any]:
         "url": m.url,
         "title": m.title,
         "outlet": m.outlet,
+        "via": m.feed_url,
         "published": iso(m.published),
         "score": round(clamp_score(m.score), 3),
         "evidence": list(m.evidence),

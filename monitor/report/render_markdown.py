@@ -75,7 +75,7 @@ def _story(s: StoryDigest) -> list[str]:
 def _coverage(rank: int, c: Coverage) -> list[str]:
     m = c.lead
     lines = [f"{rank}. **{md_link(one_line(m.title) or '(untitled)', m.url)}** "
-             f"— {md(outlet_key(m))}, {short_time(m.when)}, score {clamp_score(m.score):.2f}"]
+             f"— {md(outlet_key(m))}, {short_time(m.when)}, score {clamp_score(m.score):.2f}, via {md(m.feed_url)}"]
     if c.also_carried_by:
         lines.append(f"   - also carried by {', '.join(md(o) for o in c.also_carried_by)} "
                      f"(first: {md(outlet_key(c.first))}, {short_time(c.first.when)})")

@@ -86,6 +86,7 @@ def _coverage(rank: int, c: Coverage, style: _Style) -> list[str]:
     lines = [
         f"{rank:>3}. [{clamp_score(m.score):.2f}] {style(_BOLD, one_line(m.title) or '(untitled)')}",
         f"     {one_line(outlet_key(m))}, {short_time(m.when)}  {style(_CYAN, one_line(m.url))}",
+        style(_DIM, f"     via {one_line(m.feed_url)}"),
     ]
     if c.also_carried_by:
         first = c.first

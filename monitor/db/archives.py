@@ -1,0 +1,40 @@
+"""How far `monitor ingest warc` got in each archive file (the archive_files table).
+
+The offset is written only after every record before it is stored, so a run killed at any
+point resumes at the last such offset; the records it reads again are seen entries already
+and store nothing twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from monitor.db import models as m
+from monitor.db.engine import dialect_insert, transaction
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveProgress:
+    path: str
+    fingerprint: str
+    offset: int
+    records: int
+    pages: int
+
+
+def load_progress(engine: Any, path: str) -> ArchiveProgress | None:
+    with transaction(engine) as conn:
+        row = conn.execute(select(m.ArchiveFile).where(m.ArchiveFile.path == path)).one_or_none()
+    return None if row is None else ArchiveProgress(row.path, row.fingerprint, row.next_offset, row.records, row.pages)
+
+
+def save_progress(engine: Any, progress: ArchiveProgress, at: datetime) -> None:
+    values = {"fingerprint": progress.fingerprint, "next_offset": progress.offset, "records": progress.records,
+              "pages": progress.pages, "updated_at": at}
+    insert = dialect_insert(engine)(m.ArchiveFile)
+    stmt = insert.values(path=progress.path, **values).on_conflict_do_update(index_elements=["path"], set_=values)
+    with transaction(engine) as conn:
+        conn.execute(stmt)
