@@ -21,6 +21,7 @@ from monitor.db import story_state
 from monitor.matching.base import Story
 from monitor.matching.matcher import Matcher
 from monitor.matching.profile import Background
+from monitor.wording import plural
 
 __all__ = ["BackfillChange", "BackfillSummary", "backfill"]
 
@@ -105,7 +106,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
                                                       result.score if result is not None else 0.0))
         if scanned % batch == 0:
             flush()
-            progress(f"backfill {story.id}: {scanned} articles scored, {added} matches "
+            progress(f"backfill {story.id}: {plural(scanned, 'article')} scored, {plural(added, 'match')} "
                      f"{'to add' if dry_run else 'added'}, {removed} {'to remove' if dry_run else 'removed'}")
     flush()
     return BackfillSummary(story_id=story.id, dry_run=dry_run, scanned=scanned, added=added, removed=removed,

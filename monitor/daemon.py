@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 from monitor.config import Settings
 from monitor.exceptions import MonitorError
 from monitor.pipeline import PassSummary, Pipeline
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.daemon")
 
@@ -204,7 +205,7 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
             "stories": [{"id": "trump-kim-summit-2018"}],
         })
         stories = load_stories(settings.stories)
-        print(f"demo: serving {len(feed_urls)} feeds of a small news site at {site.base_url}", file=sys.stderr)
+        print(f"demo: serving {plural(len(feed_urls), 'feed')} of a small news site at {site.base_url}", file=sys.stderr)
         store = Store.open(settings.database_url, create=True)
         try:
             store.sync_feeds([(f.url, None, None) for f in settings.feeds])

@@ -43,6 +43,7 @@ from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
 from monitor.matching import Matcher
 from monitor.schedule import CheckOutcome, PollState, next_check
 from monitor.urls import canonicalize
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -99,12 +100,12 @@ class PassSummary:
     def line(self) -> str:
         stories = ", ".join(f"{k} {v}" for k, v in sorted(self.matches_by_story.items()))
         return (f"{'stopped' if self.stopped else 'pass done'} in {self.seconds:.1f}s: feeds {self.feeds_ok} ok, "
-                f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {self.new_articles} new articles"
+                f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {plural(self.new_articles, 'new article')}"
                 f"{f' ({self.from_feed_text} from feed text)' if self.from_feed_text else ''}, "
-                f"{self.pages_failed} pages failed; {self.new_matches} new matches"
+                f"{plural(self.pages_failed, 'page')} failed; {plural(self.new_matches, 'new match')}"
                 f"{f' ({stories})' if stories else ''}"
-                f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}"
-                f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}")
+                f"{'; ' + plural(self.rule_errors, 'rule error') if self.rule_errors else ''}"
+                f"{'; ' + plural(self.extractions_abandoned, 'extraction') + ' abandoned' if self.extractions_abandoned else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -892,4 +893,4 @@ class _Ticker:
             return
         self.last = time.monotonic()
         self.sink(f"feeds {self.feeds_done}/{self.feeds}, pages {summary.new_articles + summary.pages_failed}"
-                  f"/{self.pages}, {summary.new_articles} new articles, {summary.new_matches} new matches")
+                  f"/{self.pages}, {plural(summary.new_articles, 'new article')}, {plural(summary.new_matches, 'new match')}")

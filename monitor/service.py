@@ -38,11 +38,10 @@ class MonitorService:
     """A monitor opened on its settings: store, stories and pipeline, and the inbox worker."""
 
     def __init__(self, settings: Settings, *, stories: Sequence[Any] | None = None) -> None:
-        from monitor.matching import load_stories
+        from monitor.config import configured_stories
 
         self.settings = settings
-        self.stories = list(stories) if stories is not None else load_stories(
-            settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+        self.stories = list(stories) if stories is not None else configured_stories(settings)
         self.store = Store.open(settings.database_url, create=True)
         try:
             from monitor.alerts import prepare_delivery

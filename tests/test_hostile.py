@@ -492,7 +492,7 @@ def listed(listing: str, url: str) -> str:
 def test_feeds_list_shows_state_last_error_and_polling(hostile: HostilePass) -> None:
     for name in ("redirect-loop", "http-410", "gzip-bomb"):
         block = listed(hostile.listing, hostile.url(name))
-        assert f": error, 1 errors in a row - {hostile.feed(name).last_error}" in block
+        assert f": error, 1 error in a row - {hostile.feed(name).last_error}" in block
     assert "DISABLED" in listed(hostile.listing, hostile.url("http-410"))
     ok = listed(hostile.listing, hostile.url("duplicate-ids"))
     assert ": ok\n" in ok and ok.endswith("checked every 15m (adaptive, pace not measured yet)")

@@ -45,6 +45,7 @@ from monitor.config import Settings
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.feeds import external_entry
 from monitor.pipeline import PassSummary
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from reader import Reader
@@ -163,9 +164,10 @@ class ReaderSyncResult:
     summary: PassSummary
 
     def lines(self) -> list[str]:
-        return [f"reader: {self.feeds_updated} feeds updated, {self.feeds_failed} failed; "
-                f"{self.new_entries} new and {self.modified_entries} modified entries handed over",
-                f"catch-up: {self.caught_up} entries reader had that the monitor had not seen",
+        return [f"reader: {plural(self.feeds_updated, 'feed')} updated, {self.feeds_failed} failed; "
+                f"{self.new_entries} new and {plural(self.modified_entries, 'modified entry', 'modified entries')} "
+                "handed over",
+                f"catch-up: {plural(self.caught_up, 'entry')} reader had that the monitor had not seen",
                 self.summary.line()]
 
 
