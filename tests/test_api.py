@@ -193,9 +193,30 @@ def test_bad_match_queries_are_422_naming_the_parameter(api: tuple[MonitorServic
     _, client = api
     answer = client.get("/api/matches", params=params)
     assert answer.status_code == 422
-    problems = answer.json()["detail"]        # one per reading tried: a date-time, a date
+    body = answer.json()
+    problems = body["errors"]                 # one per reading tried: a date-time, a date
     assert {tuple(p["loc"][:2]) for p in problems} == {("query", next(iter(params)))}
     assert any(fragment in p["msg"] for p in problems), problems
+    assert isinstance(body["detail"], str) and f"query {next(iter(params))}: " in body["detail"]
+
+
+def test_every_error_has_the_shape_the_readme_documents(api: tuple[MonitorService, httpx.Client]) -> None:
+    """README: errors are {"detail": "..."}; a 422 for invalid parameters adds `errors` (issue 15)."""
+    _, client = api
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert 'errors are `{"detail": "..."}`' in readme and '`errors`: `[{"loc": [...], "msg": "..."}]`' in readme
+    answers = [client.get("/api/matches", params={"limit": 0}), client.get("/api/digest", params={"format": "pdf"}),
+               client.get("/api/stories/nope"), client.get("/api/nothing-here"), client.delete("/api/stories")]
+    assert [a.status_code for a in answers] == [422, 422, 404, 404, 405]
+    for answer in answers:
+        body = answer.json()
+        assert isinstance(body["detail"], str) and body["detail"], body
+        assert set(body) <= {"detail", "errors"}
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/matches", "/api/digest"):
+        invalid = schema["paths"][path]["get"]["responses"]["422"]["content"]["application/json"]["schema"]
+        assert invalid == {"$ref": "#/components/schemas/Problem"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
 
 
 def test_matches_of_an_unknown_story_are_404(api: tuple[MonitorService, httpx.Client]) -> None:
@@ -248,7 +269,7 @@ def test_the_digest_of_unknown_or_disabled_stories_is_404(api: tuple[MonitorServ
         answer = client.get("/api/digest", params={"story": story})
         assert answer.status_code == 404 and f"no enabled story '{story}'" in answer.json()["detail"]
     bad = client.get("/api/digest", params={"format": "pdf"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "format"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "format"]
 
 
 # -- the documentation and the command ---------------------------------------------------------------
