@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv = cmd("serve", "serve the Miniflux webhook and the read API over HTTP",
               epilog="Listens on [serve] host and port (default 127.0.0.1:8080): POST /webhooks/miniflux takes\n"
                      "Miniflux's signed new_entries events (secret: serve.miniflux_secret or\n"
-                     "$MONITOR_MINIFLUX_SECRET), /api serves stories, matches and digests, /docs documents it.\n"
+                     "$MONITOR_MINIFLUX_SECRET), /api serves stories, matches and digests, /docs and /redoc document\n"
+                     "it (offline: nothing is loaded from another machine), / links them and the stories.\n"
                      "Entries are processed in the background; stop with Ctrl-C or SIGTERM.")
     srv.add_argument("--host", help="address to listen on (default: serve.host)")
     srv.add_argument("--port", type=int, help="port to listen on (default: serve.port)")

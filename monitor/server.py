@@ -6,6 +6,7 @@
     GET  /api/stories[/{id}]    the stories tracked, with their match counts
     GET  /api/matches           stored matches, filtered and paged
     GET  /api/digest            the digest, in any of the report formats
+    GET  /, /docs, /redoc       a front page and the API's documentation, all served from here
 
 Every answer other than the digest is JSON, described precisely at /openapi.json (and /docs);
 errors are {"detail": "..."}, plus "errors": [{"loc", "msg"}, ...] when parameters are invalid
@@ -39,6 +40,7 @@ from monitor.exceptions import StorageError
 from monitor.integrations import miniflux
 from monitor.report import FORMATS, StoryInfo, build_digest, render
 from monitor.report.digest import clamp_score
+from monitor.server_pages import add_pages
 
 if TYPE_CHECKING:
     from monitor.service import MonitorService
@@ -146,7 +148,7 @@ _STORAGE_ERROR: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "desc
 
 def create_app(svc: MonitorService) -> FastAPI:
     """The HTTP face of `svc`: the Miniflux webhook (queues into `svc`) and the read API."""
-    app = FastAPI(title="monitor", version=__version__,
+    app = FastAPI(title="monitor", version=__version__, docs_url=None, redoc_url=None,  # add_pages serves them
                   description="Media monitoring: the Miniflux webhook and the read API of stored matches "
                               "and digests. Errors are JSON objects with a `detail` sentence; a 422 for "
                               "invalid parameters adds `errors`, one `{loc, msg}` per parameter.")
@@ -291,6 +293,7 @@ def create_app(svc: MonitorService) -> FastAPI:
         headers = {"Content-Security-Policy": _DIGEST_CSP} if format == "html" else {}
         return Response(render(report, format), media_type=_MEDIA_TYPES[format], headers=headers)
 
+    add_pages(app, svc, token_required=token is not None)
     _publish_webhook_models(app)
     return app
 

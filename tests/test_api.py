@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 import signal
 import socket
@@ -285,6 +286,31 @@ def test_openapi_schema_and_docs_are_served(api: tuple[MonitorService, httpx.Cli
     assert client.get("/docs").status_code == 200
     unknown = client.get("/api/nothing-here")
     assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+
+
+def test_the_pages_load_nothing_from_another_machine(api: tuple[MonitorService, httpx.Client]) -> None:
+    """/, /docs and /redoc name only this server's addresses, and forbid others (issue 15)."""
+    _, client = api
+    for page in ("/", "/docs", "/redoc"):
+        answer = client.get(page)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+        addresses = re.findall(r'(?:src|href|spec-url)\s*=\s*"([^"]*)"', answer.text)
+        addresses += re.findall(r"url: '([^']*)'", answer.text)       # Swagger UI's schema
+        assert addresses and all(a.startswith("/") and not a.startswith("//") for a in addresses), (page, addresses)
+        for asset in (a for a in addresses if a.startswith("/assets/")):
+            assert client.get(asset).status_code == 200, asset
+    redoc = client.get("/assets/docs/redoc.standalone.js")
+    assert redoc.status_code == 200 and "cdn.redoc.ly" not in redoc.text
+
+
+def test_the_front_page_escapes_what_it_shows(api: tuple[MonitorService, httpx.Client]) -> None:
+    _, client = api
+    page = client.get("/").text
+    assert '<a href="/docs">' in page and '<a href="/redoc">' in page
+    assert "Harbour &lt;strike&gt;" in page and "<strike>" not in page
+    assert f'<a href="/api/stories/{SUMMIT}">' in page and "5 stored matches" in page
+    assert f'/api/digest?story={STRIKE}&amp;format=html' in page
 
 
 def _free_port() -> int:
