@@ -43,6 +43,7 @@ from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
 from monitor.matching import Matcher
 from monitor.schedule import CheckOutcome, PollState, next_check
 from monitor.urls import canonicalize
+from monitor.lifeline import follow
 from monitor.wording import plural
 
 log = logging.getLogger("monitor.pipeline")
@@ -259,7 +260,10 @@ class Pipeline:
             from monitor.extract import EXTRACTION_MODULES
 
             ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
-            self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            # Each worker ends with this process, even when it is killed with SIGKILL (it never
+            # gets to close the pool); the forkserver and resource tracker then end too.
+            self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                   initializer=follow, initargs=(os.getpid(),))
         return self._extractors
 
     def _extract_workers(self) -> int:
