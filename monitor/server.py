@@ -41,6 +41,7 @@ from monitor.integrations import miniflux
 from monitor.report import FORMATS, StoryInfo, build_digest, render
 from monitor.report.digest import clamp_score
 from monitor.server_pages import add_pages
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor.service import MonitorService
@@ -212,7 +213,7 @@ def create_app(svc: MonitorService) -> FastAPI:
             return WebhookAnswer(queued=0, ignored=delivery.ignored)
         queued = await run_in_threadpool(svc.submit, "miniflux", delivery.feed_url, list(delivery.entries),
                                          feed_title=delivery.feed_title)
-        log.info("miniflux webhook: %d entries of %s queued", queued, delivery.feed_url)
+        log.info("miniflux webhook: %s of %s queued", plural(queued, "entry"), delivery.feed_url)
         return WebhookAnswer(queued=queued)
 
     @app.get("/api/health", response_model=Health, tags=["read"], responses=_STORAGE_ERROR)

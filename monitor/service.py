@@ -26,6 +26,7 @@ from monitor.config import Settings, find_config, load_settings
 from monitor.db import inbox
 from monitor.db.store import Store
 from monitor.pipeline import PassSummary, Pipeline
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
 
@@ -182,7 +183,7 @@ class MonitorService:
             inbox.done(self.store.engine, ids)
             total.add(summary)
             matched |= summary.new_matches > 0
-            log.info("%s, %s: %d entries: %s", origin, feed_url, len(entries), summary.line())
+            log.info("%s, %s: %s: %s", origin, feed_url, plural(len(entries), "entry"), summary.line())
         if matched:
             self._deliver()
         return True

@@ -243,3 +243,25 @@ def test_pass_summary_and_feed_list_use_the_singular(tmp_path: Path, sqlite_url:
         listing = monitor(config, "feeds", "list").stdout
     assert "0 new articles" in p.stderr and "0 new matches" in p.stderr
     assert "1 error in a row" in listing and "1 errors" not in listing
+
+
+# -- 3. demo --keep leaves a configuration to go on with -----------------------------------------
+
+def test_demo_keep_leaves_a_working_configuration_and_the_next_commands(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    p = run_in(tmp_path, "demo", "--keep", str(kept), "--format", "json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    config = kept / "monitor.toml"
+    assert f"monitor --config {config} report" in p.stderr and f"monitor --config {config} serve" in p.stderr
+    text = config.read_text(encoding="utf-8")
+    assert "lived only while the demo ran" in text                 # its feeds are noted as gone
+    # The site is gone now; the configuration still works on what the demo stored, from anywhere.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    check = run_in(elsewhere, "--config", str(config), "config", "check")
+    assert check.returncode == 0 and "6 feeds, 1 enabled story" in check.stdout
+    report = json.loads(run_in(elsewhere, "--config", str(config), "report", "--format", "json").stdout)
+    demo = json.loads(p.stdout)
+    assert [s["id"] for s in report["stories"]] == ["trump-kim-summit-2018"]
+    assert sorted(m["url"] for m in report["stories"][0]["matches"]) == \
+        sorted(m["url"] for m in demo["stories"][0]["matches"]) and len(demo["stories"][0]["matches"]) >= 10

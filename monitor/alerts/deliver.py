@@ -112,7 +112,7 @@ def _deliver_one(settings: Settings, ledger: AlertLedger, alert: AlertSettings, 
         return AlertSummary(failed=1, waiting=len(claim.matches))
     after = policy.after_attempt(ok=True, failures=0, now=now, interval=alert.interval, delivery=settings.delivery)
     ledger.mark_sent(claim, now, after.at)
-    log.info("alert %s: sent %d matches of %s", alert.key, len(claim.matches), alert.story)
+    log.info("alert %s: sent %s of %s", alert.key, plural(len(claim.matches), "match"), alert.story)
     return AlertSummary(messages=1, matches=len(claim.matches))
 
 

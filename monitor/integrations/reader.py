@@ -323,7 +323,7 @@ class _Bridge:
                 continue
             handed += count
             self._mark_caught_up(reader, feed)
-        log.info("reader sync: %d entries handed over to the monitor", handed)
+        log.info("reader sync: %s handed over to the monitor", plural(handed, "entry"))
         return handed
 
     def close(self) -> None:
@@ -363,7 +363,7 @@ class _Bridge:
             log.error("catching up with reader's entries of %s failed", feed_url, exc_info=True)
             return None
         if handed:
-            log.info("caught up with %s: %d entries the monitor had not seen", feed_url, handed)
+            log.info("caught up with %s: %s the monitor had not seen", feed_url, plural(handed, "entry"))
         return handed
 
     def _tag_key(self, reader: Reader) -> str:
