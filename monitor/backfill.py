@@ -58,6 +58,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
     """Re-score `story` on the stored articles in [since, until); write the changes unless `dry_run`."""
     at = at or datetime.now(UTC)
     progress = progress or log.info
+    progress(f"backfill {story.id}: scoring the stored articles")
     # A disabled story can be backfilled before it is switched on.
     matcher = Matcher([replace(story, enabled=True)], background=background)
     stored = story_state.match_scores(store, story.id)

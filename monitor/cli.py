@@ -20,6 +20,7 @@ from monitor import __version__
 from monitor.config import (DEFAULT_CONFIG_NAME, Settings, check_database, configured_stories, describe_keys,
                             find_config, load_settings, parse_duration, with_database)
 from monitor.exceptions import ConfigError, MonitorError
+from monitor.progress import StatusLine
 from monitor.wording import plural
 
 log = logging.getLogger("monitor")
@@ -418,8 +419,11 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
                 data = args.file.read_bytes()
             except OSError as e:
                 raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
-            feeds = read_opml(data, source=str(args.file))
-            added = store.sync_feeds([(u, t, None) for u, t in feeds if re.match(r"^https?://", u)], source="opml")
+            with StatusLine() as status:
+                status(f"reading {args.file}")
+                feeds = read_opml(data, source=str(args.file))
+                status(f"adding {plural(len(feeds), 'feed')}")
+                added = store.sync_feeds([(u, t, None) for u, t in feeds if re.match(r"^https?://", u)], source="opml")
             print(f"{plural(added, 'feed')} added, {len(feeds) - added} already known or not http(s)")
         elif args.action == "export":
             data = write_opml([(f.url, f.title) for f in store.list_feeds()], title="monitor feeds")
@@ -506,10 +510,10 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.backfill import backfill
     from monitor.db.story_state import load_learned, stored_background
 
-    with _open_store(settings) as store:
+    with _open_store(settings) as store, StatusLine() as status:
         [story] = load_learned(store, [story])
         summary = backfill(store, story, since=args.since, until=args.until, dry_run=args.dry_run,
-                           background=stored_background(store), progress=log.info)
+                           background=stored_background(store), progress=status)
     verb = ("would add", "would remove", "would refresh") if args.dry_run else ("added", "removed", "refreshed")
     print(f"story {story.id}: {plural(summary.scanned, 'stored article')} scored; {verb[0]} {plural(summary.added, 'match')}, "
           f"{verb[1]} {summary.removed}, {verb[2]} {summary.updated} that still hold")
@@ -586,8 +590,10 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     story_id = args.story or stories[0].id
     if story_id not in {s.id for s in stories}:
         raise ConfigError(f"no enabled story {story_id!r}; enabled: {', '.join(sorted(s.id for s in stories))}")
-    read_corpus(args.corpus)        # every row checked first: a bad one is named by its line
-    report = evaluate_corpus(args.corpus, stories, story_id)
+    rows = read_corpus(args.corpus)     # every row checked first: a bad one is named by its line
+    with StatusLine() as status:
+        status(f"scoring {story_id} on {plural(len(rows), 'article')} of {args.corpus}")
+        report = evaluate_corpus(args.corpus, stories, story_id)
     print(report.format())
     return 0
 
@@ -600,7 +606,9 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "upgrade":
             before = schema_status(engine)
-            upgrade(engine)
+            with StatusLine() as status:
+                status(f"upgrading the database schema (it was {before}); stop the daemons using it first")
+                upgrade(engine)
             print(f"database schema was {before}, now current")
         else:
             status = schema_status(engine)
@@ -633,7 +641,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_reader_sync(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.integrations.reader import sync_database
 
-    result = sync_database(settings, args.reader_db, update=args.update, since=args.since)
+    with StatusLine() as status:
+        result = sync_database(settings, args.reader_db, update=args.update, since=args.since, progress=status)
     print("\n".join(result.lines()))
     return 0
 

@@ -265,3 +265,41 @@ def test_demo_keep_leaves_a_working_configuration_and_the_next_commands(tmp_path
     assert [s["id"] for s in report["stories"]] == ["trump-kim-summit-2018"]
     assert sorted(m["url"] for m in report["stories"][0]["matches"]) == \
         sorted(m["url"] for m in demo["stories"][0]["matches"]) and len(demo["stories"][0]["matches"]) >= 10
+
+
+# -- long commands: progress on a terminal, quiet in a pipe ---------------------------------------
+
+def _on_a_terminal(folder: Path, *args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `monitor ARGS` whose stderr is a pseudo-terminal."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"} | {"TERM": "xterm", "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", *args], cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=120), out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_long_commands_show_progress_on_a_terminal_and_stay_quiet_in_a_pipe(tmp_path: Path) -> None:
+    assert run_in(tmp_path, "demo", "--keep", str(tmp_path / "kept")).returncode == 0
+    config = str(tmp_path / "kept" / "monitor.toml")
+    backfill = ("--config", config, "stories", "backfill", "trump-kim-summit-2018", "--dry-run")
+    status, out, err = _on_a_terminal(tmp_path, *backfill)
+    assert status == 0 and "would add" in out
+    assert "\r\x1b[Kbackfill trump-kim-summit-2018: scoring the stored articles" in err
+    assert err.endswith("\r\x1b[K")                                   # the status line is cleared at the end
+    piped = run_in(tmp_path, *backfill)
+    assert piped.returncode == 0 and piped.stdout == out
+    assert "scoring" not in piped.stderr and "\r" not in piped.stderr

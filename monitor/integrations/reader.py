@@ -172,9 +172,12 @@ class ReaderSyncResult:
 
 
 def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, update: bool = False,
-                  since: datetime | None = None) -> ReaderSyncResult:
+                  since: datetime | None = None,
+                  progress: Callable[[str], None] | None = None) -> ReaderSyncResult:
     """`monitor reader-sync`: open reader's database with the plugin, update its due feeds when
-    `update`, catch up (`sync`), and process everything handed over before returning."""
+    `update`, catch up (`sync`), and process everything handed over before returning.
+    `progress` is told what is being done (a status line on a terminal)."""
+    progress = progress or log.debug
     try:
         from reader import make_reader
         from reader.exceptions import PluginInitError, ReaderError, UpdateError
@@ -195,11 +198,13 @@ def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, upda
     try:
         # Catch up first: with --since, the feeds are then marked caught up, and the update
         # that follows hands over only its new entries instead of comparing whole histories.
+        progress(f"reader: comparing {path} with what the monitor has seen")
         caught_up = sync(reader, since=since)
         updated = failed = new = modified = 0
         if update:
             try:
                 for url, value in reader.update_feeds_iter():
+                    progress(f"reader: updating feeds, {updated + failed + 1} done: {url}")
                     if isinstance(value, Exception):
                         failed += 1
                         log.warning("reader could not update %s: %s", url, value)
@@ -209,6 +214,7 @@ def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, upda
             except UpdateError as e:
                 log.warning("reader's update reported: %s", e)
             caught_up += sync(reader)      # feeds whose hand-over failed during the update
+        progress("processing the entries handed over: pages, extraction, matching")
         summary = monitor_for(reader).process_pending()
         return ReaderSyncResult(updated, failed, new, modified, caught_up, summary)
     finally:
