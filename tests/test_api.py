@@ -205,7 +205,7 @@ def test_every_error_has_the_shape_the_readme_documents(api: tuple[MonitorServic
     """README: errors are {"detail": "..."}; a 422 for invalid parameters adds `errors` (issue 15)."""
     _, client = api
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert 'errors are `{"detail": "..."}`' in readme and '`errors`: `[{"loc": [...], "msg": "..."}]`' in readme
+    assert 'Errors are `{"detail": "..."}`' in readme and '`errors`: `[{"loc": [...], "msg": "..."}]`' in readme
     answers = [client.get("/api/matches", params={"limit": 0}), client.get("/api/digest", params={"format": "pdf"}),
                client.get("/api/stories/nope"), client.get("/api/nothing-here"), client.delete("/api/stories")]
     assert [a.status_code for a in answers] == [422, 422, 404, 404, 405]

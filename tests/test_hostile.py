@@ -598,7 +598,7 @@ def test_a_pathological_page_is_abandoned_and_its_article_kept_from_the_feed(sql
                                   fetch={"max_page_bytes": 4 * 1024 * 1024})
         with store:
             articles = {a.title: a for a in store.iter_articles()}
-    assert summary.extractions_abandoned == 1 and "1 extractions abandoned" in summary.line()
+    assert summary.extractions_abandoned == 1 and "1 extraction abandoned" in summary.line()
     assert (articles["Pathological page"].source, articles["Pathological page"].body) == \
         ("feed-content", "The full text the feed carries.")
     for i in (1, 2):
