@@ -102,3 +102,18 @@ def test_the_front_page_leads_to_the_docs_and_the_stories(browser: object, serve
     assert not browser.find_elements(By.TAG_NAME, "strike")  # type: ignore[attr-defined]  # escaped, not markup
     browser.find_element(By.LINK_TEXT, "/docs").click()  # type: ignore[attr-defined]
     WebDriverWait(browser, RENDER_TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+
+
+def test_the_digest_chart_spans_its_column(browser: object, server: str) -> None:
+    """The HTML digest's timeline is as wide as the text around it, on a wide window and a narrow one."""
+    for width in (1200, 480):
+        browser.set_window_size(width, 900)  # type: ignore[attr-defined]
+        browser.get(f"{server}/api/digest?format=html")  # type: ignore[attr-defined]
+        charts = browser.execute_script(  # type: ignore[attr-defined]
+            "return [...document.querySelectorAll('section figure svg')].map(svg => {"
+            "  const column = svg.closest('section'); const style = getComputedStyle(column);"
+            "  return [svg.getBoundingClientRect().width,"
+            "          column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)]; })")
+        assert charts, "no chart in the digest"
+        for chart, column in charts:
+            assert abs(chart - column) <= 1, (width, chart, column)

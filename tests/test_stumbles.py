@@ -127,6 +127,12 @@ def test_database_errors_show_the_url_as_written(tmp_path: Path) -> None:
     assert p.returncode == 1
     assert "postgresql://nobody:***@127.0.0.1:1/none" in p.stderr
     assert "psycopg" not in p.stderr.split("connection failed")[0] and "secret" not in p.stderr
+    # and errors raised later, from the engine's own URL, name the database the same way
+    from sqlalchemy import make_url
+
+    from monitor.db.engine import masked_url
+    assert masked_url(make_url("postgresql+psycopg://nobody:secret@db.example/none")) == \
+        "postgresql://nobody:***@db.example/none"
 
 
 # -- 6. an unknown story id ----------------------------------------------------------------------

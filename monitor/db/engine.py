@@ -68,7 +68,10 @@ def url_problem(url: str, *, as_written: str | None = None) -> str | None:
 
 
 def masked_url(url: str | URL) -> str:
-    """The URL as a person may see it in logs and messages: password hidden."""
+    """The URL as a person may see it in logs and messages: password hidden, and the driver this
+    module chose for `postgresql://` (an engine's URL) not shown, as the user did not write it."""
+    if isinstance(url, URL) and url.drivername == "postgresql+psycopg":
+        url = url.set(drivername="postgresql")
     if isinstance(url, str):
         try:
             url = make_url(url)
