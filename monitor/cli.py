@@ -98,16 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp = cmd("export", "export stored data")
     exp_sub = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
     ea = _sub(exp_sub, "articles", help="every stored article, one JSON object a line",
-                            description="Every stored article as JSON lines: url, canonical_url, feed_url, "
-                                        "title, body, published, lang, fetched_at, ...")
+              description="Every stored article as JSON lines: url, canonical_url, feed_url, "
+                          "title, body, published, lang, fetched_at, ...")
     ea.add_argument("--format", default="jsonl", choices=("jsonl",), help="jsonl: one JSON object a line (the only format)")
 
     feeds = cmd("feeds", "list, add, remove, import and export feeds")
     fs = feeds.add_subparsers(dest="action", metavar="ACTION", required=True)
     _sub(fs, "list", help="every feed with its health: last fetch, status, errors, next due")
     fa = _sub(fs, "add", help="add a feed",
-               description="Add a feed to the database, beside the [[feeds]] of the configuration; the next pass\n"
-                           "or the running daemon checks it. `monitor feeds remove URL` takes it out again.")
+              description="Add a feed to the database, beside the [[feeds]] of the configuration; the next pass\n"
+                          "or the running daemon checks it. `monitor feeds remove URL` takes it out again.")
     fa.add_argument("url", help="the feed's address (RSS or Atom, http or https)")
     fa.add_argument("--title", help="a name for the feed (default: the feed's own title)")
     fa.add_argument("--interval", type=_duration_arg, help="check interval, e.g. 30m (default: schedule.interval)")
@@ -125,12 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
     _sub(ss, "list", help="every story: id, title, window, enabled")
     sa = _sub(ss, "add", help="derive a story from a reference article and write it as a plugin",
-                       epilog="The reference is an http(s) URL (fetched under the [fetch] settings) or a file of\n"
-                              "plain text (first line = title) or HTML. The story is written to DIR/ID.toml (default:\n"
-                              "the first [plugins] paths folder, else plugins/ next to the config file); enable it\n"
-                              "with a [[stories]] table holding id = \"ID\".\n\nexample:\n"
-                              "  monitor stories add harbour-strike --reference https://example.org/strike.html \\\n"
-                              "      --query '(docker* OR port) AND strike*' --start 2021-03-01 --end 2021-04-30")
+              epilog="The reference is an http(s) URL (fetched under the [fetch] settings) or a file of\n"
+                     "plain text (first line = title) or HTML. The story is written to DIR/ID.toml (default:\n"
+                     "the first [plugins] paths folder, else plugins/ next to the config file); enable it\n"
+                     "with a [[stories]] table holding id = \"ID\".\n\nexample:\n"
+                     "  monitor stories add harbour-strike --reference https://example.org/strike.html \\\n"
+                     "      --query '(docker* OR port) AND strike*' --start 2021-03-01 --end 2021-04-30")
     sa.add_argument("id", help="story ID (lower-case letters, digits, '-', '_', '.')")
     sa.add_argument("--reference", required=True, metavar="URL|FILE", help="the article that defines the story")
     sa.add_argument("--query", help="a query the articles must satisfy (docs/query-language.md)")
@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     stt.add_argument("id", help="the story's id (`monitor stories list`)")
     stt.add_argument("source", metavar="URL|FILE", help="the article: http(s) URL, or a text or HTML file")
     sb = _sub(ss, "backfill", help="re-score stored articles after a story is added or changed",
-                       epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
-                              "Run with --dry-run first: it writes nothing and says what would change.")
+              epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
+                     "Run with --dry-run first: it writes nothing and says what would change.")
     sb.add_argument("id", help="the story's id (`monitor stories list`)")
     sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
     sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
@@ -332,6 +332,8 @@ def _iso(dt: datetime | None) -> str | None:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon, run_once
 
+    if args.fail_on_errors and not args.once:
+        raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
     stories = configured_stories(settings)
     with _open_store(settings) as store:
         if args.once:
@@ -342,8 +344,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                       f"(--fail-on-errors): see `monitor feeds list`", file=sys.stderr)
                 return FEED_ERRORS_EXIT
             return 0
-        if args.fail_on_errors:
-            raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
         return run_daemon(settings, store, stories)
 
 

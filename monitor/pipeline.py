@@ -40,10 +40,10 @@ from monitor.db.polling import load_poll_states, moved_to, record_move, write_po
 from monitor.db.store import ArticleWrite, FeedResult, Store
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
+from monitor.lifeline import follow
 from monitor.matching import Matcher
 from monitor.schedule import CheckOutcome, PollState, next_check
 from monitor.urls import canonicalize
-from monitor.lifeline import follow
 from monitor.wording import plural
 
 log = logging.getLogger("monitor.pipeline")

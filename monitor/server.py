@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic.json_schema import models_json_schema
