@@ -20,6 +20,7 @@ from monitor._types import Article, MatchResult
 from monitor.db import story_state
 from monitor.matching.base import Story
 from monitor.matching.matcher import Matcher
+from monitor.wording import plural
 
 __all__ = ["BackfillChange", "BackfillSummary", "backfill"]
 
@@ -56,6 +57,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
     """Re-score `story` on the stored articles in [since, until); write the changes unless `dry_run`."""
     at = at or datetime.now(UTC)
     progress = progress or log.info
+    progress(f"backfill {story.id}: scoring the stored articles")
     # A disabled story can be backfilled before it is switched on.
     matcher = Matcher([replace(story, enabled=True)])
     stored = story_state.match_scores(store, story.id)
@@ -104,7 +106,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
                                                       result.score if result is not None else 0.0))
         if scanned % batch == 0:
             flush()
-            progress(f"backfill {story.id}: {scanned} articles scored, {added} matches "
+            progress(f"backfill {story.id}: {plural(scanned, 'article')} scored, {plural(added, 'match')} "
                      f"{'to add' if dry_run else 'added'}, {removed} {'to remove' if dry_run else 'removed'}")
     flush()
     return BackfillSummary(story_id=story.id, dry_run=dry_run, scanned=scanned, added=added, removed=removed,

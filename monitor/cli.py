@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from monitor import __version__
-from monitor.config import Settings, describe_keys, find_config, load_settings, parse_duration, with_database
+from monitor.config import (DEFAULT_CONFIG_NAME, Settings, check_database, configured_stories, describe_keys,
+                            find_config, load_settings, parse_duration, with_database)
 from monitor.exceptions import ConfigError, MonitorError
+from monitor.progress import StatusLine
+from monitor.wording import plural
 
 log = logging.getLogger("monitor")
+
+# `run --once --fail-on-errors` when a feed failed: apart from 1 (the pass could not run) and 2 (bad config).
+FEED_ERRORS_EXIT = 3
 
 EPILOG = """\
 examples:
@@ -39,6 +45,13 @@ The configuration is --config FILE, else $MONITOR_CONFIG, else ./monitor.toml.
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32, width=100)
+
+
+def _sub(group: Any, name: str, help: str, **kw: Any) -> argparse.ArgumentParser:
+    """A subcommand whose `--help` starts with what its line in the parent's list says."""
+    kw.setdefault("description", help)
+    kw.setdefault("formatter_class", _Formatter)
+    return group.add_parser(name, help=help, **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true",
                      help="one full pass over every enabled feed, then exit (on PostgreSQL it leases the feeds "
                           "like a daemon and leaves those a running daemon holds to it)")
+    run.add_argument("--fail-on-errors", action="store_true",
+                     help=f"with --once: exit with status {FEED_ERRORS_EXIT} when any feed could not be fetched or "
+                          "parsed (without it a pass that ran exits 0, whatever failed), so that cron or a script "
+                          "notices")
 
     rep = cmd("report", "the digest of stored matches",
               epilog="T is an ISO 8601 date or date-time (2018-05-01, 2018-05-24T14:00:00+00:00) or a time\n"
@@ -76,44 +93,47 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--since", metavar="T", type=_time_arg, help="start of the window (inclusive)")
     rep.add_argument("--until", metavar="T", type=_time_arg, help="end of the window (exclusive)")
     rep.add_argument("--story", metavar="ID", action="append", help="only this story (repeatable)")
-    rep.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
+    rep.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"),
+                     help="digest format: text (default, for a terminal), markdown, html (one self-contained page), json "
+                          "(docs: README, `report --format json`) or csv (one match a row)")
     rep.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
 
     exp = cmd("export", "export stored data")
     exp_sub = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
-    ea = exp_sub.add_parser("articles", help="every stored article, one JSON object a line",
-                            description="Every stored article as JSON lines: url, canonical_url, feed_url, "
-                                        "title, body, published, lang, fetched_at, ...")
-    ea.add_argument("--format", default="jsonl", choices=("jsonl",))
+    ea = _sub(exp_sub, "articles", help="every stored article, one JSON object a line",
+              description="Every stored article as JSON lines: url, canonical_url, feed_url, "
+                          "title, body, published, lang, fetched_at, ...")
+    ea.add_argument("--format", default="jsonl", choices=("jsonl",), help="jsonl: one JSON object a line (the only format)")
 
     feeds = cmd("feeds", "list, add, remove, import and export feeds")
     fs = feeds.add_subparsers(dest="action", metavar="ACTION", required=True)
-    fs.add_parser("list", help="every feed with its health: last fetch, status, errors, next due")
-    fa = fs.add_parser("add", help="add a feed")
-    fa.add_argument("url")
-    fa.add_argument("--title")
+    _sub(fs, "list", help="every feed with its health: last fetch, status, errors, next due")
+    fa = _sub(fs, "add", help="add a feed",
+              description="Add a feed to the database, beside the [[feeds]] of the configuration; the next pass\n"
+                          "or the running daemon checks it. `monitor feeds remove URL` takes it out again.")
+    fa.add_argument("url", help="the feed's address (RSS or Atom, http or https)")
+    fa.add_argument("--title", help="a name for the feed (default: the feed's own title)")
     fa.add_argument("--interval", type=_duration_arg, help="check interval, e.g. 30m (default: schedule.interval)")
-    fr = fs.add_parser("remove", help="remove a feed (its articles stay)")
-    fr.add_argument("url")
+    fr = _sub(fs, "remove", help="remove a feed (its articles stay)")
+    fr.add_argument("url", help="the feed's address, as `monitor feeds list` shows it")
     for action, help in (("enable", "enable a feed (e.g. after it was disabled for failing)"),
                          ("disable", "stop checking a feed without removing it")):
-        fs.add_parser(action, help=help).add_argument("url")
-    fi = fs.add_parser("import", help="add every feed of an OPML file")
-    fi.add_argument("file", type=Path)
-    fe = fs.add_parser("export", help="every feed as OPML 2.0")
-    fe.add_argument("--output", metavar="FILE")
+        _sub(fs, action, help=help).add_argument("url", help="the feed's address, as `monitor feeds list` shows it")
+    fi = _sub(fs, "import", help="add every feed of an OPML file")
+    fi.add_argument("file", type=Path, help="an OPML file, as feed readers export their subscriptions")
+    fe = _sub(fs, "export", help="every feed as OPML 2.0")
+    fe.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
 
     st = cmd("stories", "the stories being tracked")
     ss = st.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ss.add_parser("list", help="every story: id, title, window, enabled")
-    sa = ss.add_parser("add", help="derive a story from a reference article and write it as a plugin",
-                       formatter_class=_Formatter,
-                       epilog="The reference is an http(s) URL (fetched under the [fetch] settings) or a file of\n"
-                              "plain text (first line = title) or HTML. The story is written to DIR/ID.toml (default:\n"
-                              "the first [plugins] paths folder, else plugins/ next to the config file); enable it\n"
-                              "with a [[stories]] table holding id = \"ID\".\n\nexample:\n"
-                              "  monitor stories add harbour-strike --reference https://example.org/strike.html \\\n"
-                              "      --query '(docker* OR port) AND strike*' --start 2021-03-01 --end 2021-04-30")
+    _sub(ss, "list", help="every story: id, title, window, enabled")
+    sa = _sub(ss, "add", help="derive a story from a reference article and write it as a plugin",
+              epilog="The reference is an http(s) URL (fetched under the [fetch] settings) or a file of\n"
+                     "plain text (first line = title) or HTML. The story is written to DIR/ID.toml (default:\n"
+                     "the first [plugins] paths folder, else plugins/ next to the config file); enable it\n"
+                     "with a [[stories]] table holding id = \"ID\".\n\nexample:\n"
+                     "  monitor stories add harbour-strike --reference https://example.org/strike.html \\\n"
+                     "      --query '(docker* OR port) AND strike*' --start 2021-03-01 --end 2021-04-30")
     sa.add_argument("id", help="story ID (lower-case letters, digits, '-', '_', '.')")
     sa.add_argument("--reference", required=True, metavar="URL|FILE", help="the article that defines the story")
     sa.add_argument("--query", help="a query the articles must satisfy (docs/query-language.md)")
@@ -123,26 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--end", type=_time_arg, metavar="D", help="end of the story window (default: 60 days after)")
     sa.add_argument("--output", type=Path, metavar="DIR", help="folder to write ID.toml into")
     sa.add_argument("--force", action="store_true", help="replace an existing ID.toml")
-    sh = ss.add_parser("show", help="a story's full definition, as its current version decides")
-    sh.add_argument("id")
+    sh = _sub(ss, "show", help="a story's full definition, as its current version decides",
+              description="A story's full definition: window, threshold, rules with their weights, facets, names,\n"
+                          "anchors, top terms, and the names its current version learned from the stored articles.")
+    sh.add_argument("id", help="the story's id (`monitor stories list`)")
     sh.add_argument("--versions", action="store_true", help="list the story's model versions instead, newest "
                     "first, with what changed in each (definition, learned names, judgments)")
-    sr = ss.add_parser("rebuild", help="make the story's next model version from the names it learned and the "
-                       "judgments made since", formatter_class=_Formatter,
-                       epilog="Decisions name the version that made them; a version only changes on purpose: here,\n"
-                              "on the daemon's schedule (schedule.rebuild_stories), or when the story is edited.\n"
-                              "Stored matches keep their version: `stories backfill ID` re-scores them.")
-    sr.add_argument("id")
+    sr = _sub(ss, "rebuild", help="make the story's next model version from the names it learned and the "
+              "judgments made since",
+              epilog="Decisions name the version that made them; a version only changes on purpose: here,\n"
+                     "on the daemon's schedule (schedule.rebuild_stories), or when the story is edited.\n"
+                     "Stored matches keep their version: `stories backfill ID` re-scores them.")
+    sr.add_argument("id", help="the story's id (`monitor stories list`)")
     sr.add_argument("--dry-run", action="store_true", help="say whether a new version would be made, write nothing")
-    stt = ss.add_parser("test", help="explain, rule by rule, a story's decision on one article")
-    stt.add_argument("id")
+    stt = _sub(ss, "test", help="explain, rule by rule, a story's decision on one article")
+    stt.add_argument("id", help="the story's id (`monitor stories list`)")
     stt.add_argument("source", metavar="URL|FILE", help="the article: http(s) URL, or a text or HTML file")
-    sb = ss.add_parser("backfill", help="make the story's next version and re-score stored articles with it",
-                       formatter_class=_Formatter,
-                       epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
-                              "The story's next version (names learned and judgments made since) is recorded first.\n"
-                              "Run with --dry-run first: it writes nothing and says what the new version would change.")
-    sb.add_argument("id")
+    sb = _sub(ss, "backfill", help="make the story's next version and re-score stored articles with it",
+              epilog="Articles are chosen by publication time (else first seen) in [since, until).\n"
+                     "The story's next version (names learned and judgments made since) is recorded first.\n"
+                     "Run with --dry-run first: it writes nothing and says what the new version would change.")
+    sb.add_argument("id", help="the story's id (`monitor stories list`)")
     sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
     sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
     sb.add_argument("--dry-run", action="store_true", help="count and show the changes, write nothing")
@@ -150,40 +171,51 @@ def build_parser() -> argparse.ArgumentParser:
                     "of making the next one (with --dry-run: check that stored decisions are what it decides)")
 
     rules = cmd("rules", "the rule plugins available")
-    rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
-        "list", help="name, version and origin of every rule")
+    _sub(rules.add_subparsers(dest="action", metavar="ACTION", required=True),
+         "list", help="every rule a story can use: name, version and where it comes from (built in or a plugin)")
 
-    ev = cmd("eval", "score the stories on a labelled corpus, offline (see LABELS.md format)")
-    ev.add_argument("--corpus", type=Path, required=True, metavar="FILE.jsonl")
+    ev = cmd("eval", "score a story on a labelled corpus, offline: precision, recall, F1, C_norm",
+             epilog="The corpus is JSON lines, one article a line with at least `id` and `label` (on, brief\n"
+                    "or off); docs/eval-corpus.md describes every key. A bad row is refused with its line\n"
+                    "number before anything is scored.\n\nexample:\n"
+                    "  monitor eval --corpus labelled.jsonl --story trump-kim-summit-2018")
+    ev.add_argument("--corpus", type=Path, required=True, metavar="FILE.jsonl",
+                    help="the labelled articles (format: docs/eval-corpus.md)")
     ev.add_argument("--story", metavar="ID", help="story to score (default: the first enabled one)")
 
     db = cmd("db", "database schema")
     ds = db.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ds.add_parser("upgrade", help="create or upgrade the schema to this version of monitor")
-    ds.add_parser("status", help="whether the schema is current")
-    dp = ds.add_parser("prune", help="apply the [retention] policy now: drop old unmatched articles or their text",
-                       formatter_class=_Formatter,
-                       epilog="Matched articles are kept whole with their evidence. Unmatched articles first seen more\n"
-                              "than retention.drop_unmatched_after ago are deleted (their URLs are kept, so no feed\n"
-                              "brings them back); those older than retention.drop_bodies_after lose their body and\n"
-                              "summary. The daemon does the same a few batches a tick; this does it all now, in\n"
-                              "batches of retention.batch_size.\n\n"
-                              "examples:\n  monitor db prune --dry-run      count, write nothing\n  monitor db prune")
+    _sub(ds, "upgrade", help="create or upgrade the schema to this version of monitor",
+         description="Create the tables of a new database, or migrate an older one to this version of monitor.\n"
+                     "Stored articles and matches are kept. Stop the daemons using the database first.")
+    _sub(ds, "status", help="whether the schema is current")
+    dp = _sub(ds, "prune", help="apply the [retention] policy now: drop old unmatched articles or their text",
+              epilog="Matched articles are kept whole with their evidence. Unmatched articles first seen more\n"
+                     "than retention.drop_unmatched_after ago are deleted (their URLs are kept, so no feed\n"
+                     "brings them back); those older than retention.drop_bodies_after lose their body and\n"
+                     "summary. The daemon does the same a few batches a tick; this does it all now, in\n"
+                     "batches of retention.batch_size.\n\n"
+                     "examples:\n  monitor db prune --dry-run      count, write nothing\n  monitor db prune")
     dp.add_argument("--dry-run", action="store_true", help="count what would be pruned, write nothing")
 
     cfg = cmd("config", "configuration keys and checks")
     cs = cfg.add_subparsers(dest="action", metavar="ACTION", required=True)
-    cs.add_parser("keys", help="every configuration key with its default and meaning")
-    cs.add_parser("check", help="load the configuration and the stories, report problems")
+    _sub(cs, "keys", help="every configuration key with its default and meaning",
+         description="Every configuration key with its default and meaning; config.example.toml shows them in use.")
+    _sub(cs, "check", help="load the configuration and the stories, report problems",
+         description="Load the configuration and every enabled story as `run` would, and say what is wrong, with\n"
+                     "file:line (exit 2), or which file, feeds, stories and database are in use.")
 
     demo = cmd("demo", "an offline tour: serve a small bundled news site, run one pass, print the digest")
-    demo.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
+    demo.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"),
+                      help="format of the digest printed at the end (as `report --format`)")
     demo.add_argument("--keep", metavar="DIR", type=Path, help="keep the demo database and site in DIR")
 
     srv = cmd("serve", "serve the Miniflux webhook and the read API over HTTP",
               epilog="Listens on [serve] host and port (default 127.0.0.1:8080): POST /webhooks/miniflux takes\n"
                      "Miniflux's signed new_entries events (secret: serve.miniflux_secret or\n"
-                     "$MONITOR_MINIFLUX_SECRET), /api serves stories, matches and digests, /docs documents it.\n"
+                     "$MONITOR_MINIFLUX_SECRET), /api serves stories, matches and digests, /docs and /redoc document\n"
+                     "it (offline: nothing is loaded from another machine), / links them and the stories.\n"
                      "Entries are processed in the background; stop with Ctrl-C or SIGTERM.")
     srv.add_argument("--host", help="address to listen on (default: serve.host)")
     srv.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
@@ -252,10 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = load_settings(find_config(args.config))
+        path = find_config(args.config)
+        settings = load_settings(path)
         if args.database:
             settings = with_database(settings, args.database)
+        elif args.command not in _NO_CONFIG_NEEDED:
+            check_database(settings)
         _setup_logging(settings, args)
+        if args.command not in _NO_CONFIG_NEEDED and not args.quiet:
+            _say_which_config(args, path, settings)
         return _COMMANDS[args.command](settings, args)
     except MonitorError as e:
         print(f"monitor: error: {e}", file=sys.stderr)
@@ -265,6 +302,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+# Commands that read no configuration: naming the one in use would only be noise.
+_NO_CONFIG_NEEDED = frozenset({"demo"})
+
+
+def _say_which_config(args: argparse.Namespace, path: Path | None, settings: Settings) -> None:
+    """On stderr, where a script's output is not disturbed: the configuration in use when it was
+    not named on the command line, and a warning when there is none."""
+    from monitor.db.engine import masked_url
+
+    if path is None:
+        print(f"monitor: no configuration found (no --config, no $MONITOR_CONFIG, no ./{DEFAULT_CONFIG_NAME}): "
+              f"using the defaults, database {masked_url(settings.database_url)}; copy config.example.toml "
+              f"to ./{DEFAULT_CONFIG_NAME} to start one", file=sys.stderr)
+    elif not args.config:
+        origin = "$MONITOR_CONFIG" if os.environ.get("MONITOR_CONFIG") else "found in the working folder"
+        print(f"monitor: configuration {path} ({origin})", file=sys.stderr)
 
 
 # -- argument types -------------------------------------------------------------------------
@@ -326,12 +381,6 @@ def _open_store(settings: Settings, *, create: bool = True) -> Iterator[Any]:
         store.close()
 
 
-def _stories(settings: Settings) -> list[Any]:
-    from monitor.matching import load_stories
-
-    return load_stories(settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
-
-
 def _write(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
@@ -349,11 +398,17 @@ def _iso(dt: datetime | None) -> str | None:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon, run_once
 
-    stories = _stories(settings)
+    if args.fail_on_errors and not args.once:
+        raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
+    stories = configured_stories(settings)
     with _open_store(settings) as store:
         if args.once:
             summary = run_once(settings, store, stories)
             print(summary.line(), file=sys.stderr)
+            if args.fail_on_errors and summary.feeds_failed:
+                print(f"monitor: {plural(summary.feeds_failed, 'feed')} of {summary.feeds} failed "
+                      f"(--fail-on-errors): see `monitor feeds list`", file=sys.stderr)
+                return FEED_ERRORS_EXIT
             return 0
         return run_daemon(settings, store, stories)
 
@@ -361,7 +416,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.report import StoryInfo, build_digest, render
 
-    stories = [s for s in _stories(settings) if s.enabled]
+    stories = [s for s in configured_stories(settings) if s.enabled]
+    if not stories and not args.quiet:
+        print("monitor: no story is enabled, so the digest is empty: enable one with a [[stories]] table "
+              "(`monitor stories list` shows those known)", file=sys.stderr)
     if args.story:
         known = {s.id for s in stories}
         unknown = [s for s in args.story if s not in known]
@@ -404,9 +462,10 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
                 print("no feeds yet: add one with `monitor feeds add URL` or under [[feeds]] in the config")
             for f in feeds:
                 state = "enabled" if f.enabled else "DISABLED"
+                errors = f", {plural(f.error_count, 'error')} in a row" if f.error_count else ""
                 print(f"{f.url}\n    {f.title or '(no title yet)'} - {state}, source {f.source}\n"
                       f"    last fetch {_ago(f.last_fetched_at)}: {f.last_status or 'never fetched'}"
-                      f"{f', {f.error_count} errors in a row' if f.error_count else ''}"
+                      f"{errors}"
                       f"{f' - {f.last_error}' if f.last_error else ''}\n"
                       f"    next due {_ago(f.next_due_at) if f.next_due_at else 'now'}; "
                       f"{_polling(settings, f, polls.get(f.id))}")
@@ -426,9 +485,12 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
                 data = args.file.read_bytes()
             except OSError as e:
                 raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
-            feeds = read_opml(data, source=str(args.file))
-            added = store.sync_feeds([(u, t, None) for u, t in feeds if re.match(r"^https?://", u)], source="opml")
-            print(f"{added} feeds added, {len(feeds) - added} already known or not http(s)")
+            with StatusLine() as status:
+                status(f"reading {args.file}")
+                feeds = read_opml(data, source=str(args.file))
+                status(f"adding {plural(len(feeds), 'feed')}")
+                added = store.sync_feeds([(u, t, None) for u, t in feeds if re.match(r"^https?://", u)], source="opml")
+            print(f"{plural(added, 'feed')} added, {len(feeds) - added} already known or not http(s)")
         elif args.action == "export":
             data = write_opml([(f.url, f.title) for f in store.list_feeds()], title="monitor feeds")
             if args.output:
@@ -480,7 +542,7 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "add":
         return _story_add(settings, args)
-    stories = _stories(settings)
+    stories = configured_stories(settings)
     if args.action == "list":
         if not stories:
             print("no stories configured: add [[stories]] tables to the config (see config.example.toml)")
@@ -528,7 +590,7 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.backfill import backfill
     from monitor.db.story_models import rebuild
 
-    with _open_store(settings) as store:
+    with _open_store(settings) as store, StatusLine() as status:
         if args.keep_version:
             from monitor.db.story_models import current_stories
 
@@ -538,11 +600,10 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
             story, changed = rebuild(store, story, reason="stories backfill", dry_run=args.dry_run)
         if changed:
             print(f"story {story.id}: {'the next version would be' if args.dry_run else 'new version'} {story.version} "
-                  f"({len(story.learned)} learned names, {len(story.judged)} judgments)")
-        summary = backfill(store, story, since=args.since, until=args.until, dry_run=args.dry_run,
-                           progress=log.info)
+                  f"({plural(len(story.learned), 'learned name')}, {plural(len(story.judged), 'judgment')})")
+        summary = backfill(store, story, since=args.since, until=args.until, dry_run=args.dry_run, progress=status)
     verb = ("would add", "would remove", "would refresh") if args.dry_run else ("added", "removed", "refreshed")
-    print(f"story {story.id}: {summary.scanned} stored articles scored; {verb[0]} {summary.added} matches, "
+    print(f"story {story.id}: {plural(summary.scanned, 'stored article')} scored; {verb[0]} {plural(summary.added, 'match')}, "
           f"{verb[1]} {summary.removed}, {verb[2]} {summary.updated} that still hold")
     for heading, samples in ((verb[0], summary.added_samples), (verb[1], summary.removed_samples)):
         for c in samples:
@@ -600,6 +661,7 @@ def _window(story: Any) -> str:
 def cmd_rules(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.matching import list_rules
 
+    print(f"{'RULE':24} {'VERSION':8} ORIGIN")
     for r in list_rules(plugin_dirs=settings.plugin_dirs):
         print(f"{r.name:24} {r.version:8} {r.origin}")
     return 0
@@ -631,19 +693,23 @@ def _story_versions(settings: Settings, story: Any) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.corpus import read_corpus
     from monitor.matching import evaluate_corpus
 
-    stories = [s for s in _stories(settings) if s.enabled]
+    stories = [s for s in configured_stories(settings) if s.enabled]
     if not stories:
         raise ConfigError("no enabled story to evaluate")
     story_id = args.story or stories[0].id
-    if not args.corpus.exists():
-        raise ConfigError(f"corpus file not found: {args.corpus}")
+    if story_id not in {s.id for s in stories}:
+        raise ConfigError(f"no enabled story {story_id!r}; enabled: {', '.join(sorted(s.id for s in stories))}")
+    rows = read_corpus(args.corpus)     # every row checked first: a bad one is named by its line
     from monitor.db.story_models import current_if_stored
 
     # As the story's current version decides, when the database holds one (what the daemon uses).
     stories = [current_if_stored(settings.database_url, s) if s.id == story_id else s for s in stories]
-    report = evaluate_corpus(args.corpus, stories, story_id)
+    with StatusLine() as status:
+        status(f"scoring {story_id} on {plural(len(rows), 'article')} of {args.corpus}")
+        report = evaluate_corpus(args.corpus, stories, story_id)
     print(report.format())
     return 0
 
@@ -658,7 +724,9 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "upgrade":
             before = schema_status(engine)
-            upgrade(engine)
+            with StatusLine() as status:
+                status(f"upgrading the database schema (it was {before}); stop the daemons using it first")
+                upgrade(engine)
             print(f"database schema was {before}, now current")
         else:
             status = schema_status(engine)
@@ -690,9 +758,11 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
         for key, default, help in describe_keys():
             print(f"{key}  (default {default})\n    {help}" if default else f"{key}\n    {help}")
         return 0
-    stories = _stories(settings)
-    print(f"configuration {settings.path or '(defaults, no file)'} is valid: {len(settings.feeds)} feeds, "
-          f"{sum(s.enabled for s in stories)} enabled stories, database {settings.database_url}")
+    from monitor.db.engine import masked_url
+
+    stories = configured_stories(settings)
+    print(f"configuration {settings.path or '(defaults, no file)'} is valid: {plural(len(settings.feeds), 'feed')}, "
+          f"{plural(sum(s.enabled for s in stories), 'enabled story', 'enabled stories')}, database {masked_url(settings.database_url)}")
     return 0
 
 
@@ -706,7 +776,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import stop_on_signals
     from monitor.ingest import IngestReport, ingest_urls, ingest_warcs, sitemap_urls
 
-    stories = [s for s in _stories(settings) if s.enabled]
+    stories = [s for s in configured_stories(settings) if s.enabled]
     if args.story:
         known = {s.id for s in stories}
         unknown = [s for s in args.story if s not in known]
@@ -761,7 +831,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_reader_sync(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.integrations.reader import sync_database
 
-    result = sync_database(settings, args.reader_db, update=args.update, since=args.since)
+    with StatusLine() as status:
+        result = sync_database(settings, args.reader_db, update=args.update, since=args.since, progress=status)
     print("\n".join(result.lines()))
     return 0
 

@@ -277,7 +277,13 @@ def with_database(settings: Settings, url: str) -> Settings:
     if not re.match(r"^[a-z][a-z0-9+]*://", url.strip(), re.I):
         raise ConfigError(f"--database {url!r} is not a database URL: use sqlite:///path/monitor.db "
                           "or postgresql://user@host/dbname")
-    return dataclasses.replace(settings, database=DatabaseSettings(url=resolve_sqlite_path(url.strip(), Path.cwd())))
+    from monitor.db.engine import url_problem
+
+    resolved = resolve_sqlite_path(url.strip(), Path.cwd())
+    problem = url_problem(resolved, as_written=url.strip())
+    if problem:
+        raise ConfigError(f"--database: {problem}")
+    return dataclasses.replace(settings, database=DatabaseSettings(url=resolved))
 
 
 _SECTIONS: dict[str, type] = {
@@ -423,6 +429,17 @@ def _check_cron(item: DigestSettings, name: str, where: _Where) -> None:
         raise where.error("cron", f"{name}: {e}", value=item.cron) from None
 
 
+def check_database(settings: Settings) -> None:
+    """Refuse, naming the line, a database.url no command could open: not a URL, a database other
+    than SQLite and PostgreSQL, an SQLite file in a missing folder. (Apart from loading, so that
+    `--database URL` can stand in for a database.url that does not work here.)"""
+    from monitor.db.engine import url_problem
+
+    problem = url_problem(settings.database_url, as_written=settings.database.url)
+    if problem:
+        raise located(settings, f"database.url: {problem}", "url", settings.database.url)
+
+
 def _check_messaging(settings: Settings, where: _Where) -> None:
     """E-mail needs a sender; a credential's variable is named, never the credential itself."""
     mailing = [f"{key}[{i}]" for key in _TABLE_ARRAYS for i, item in enumerate(getattr(settings, key))
@@ -498,6 +515,39 @@ def _coerce(value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         (item,) = typing.get_args(tp)
         return [_coerce(v, item, {}) for v in value]
     raise TypeError(f"unsupported setting type {tp!r}")
+
+
+def configured_stories(settings: Settings) -> list[Any]:
+    """The configured stories; a problem with one names the line of its [[stories]] table."""
+    from monitor.matching import load_stories
+    from monitor.matching.loader import discover
+
+    known = discover(settings.plugin_dirs).stories
+    for table in settings.stories:
+        story_id = table.get("id")
+        # A table with neither title nor rules selects a plugin story: it must exist.
+        if isinstance(story_id, str) and story_id not in known and not {"title", "rules"} & set(table):
+            raise located(settings, f"no story {story_id!r}; known: {', '.join(sorted(known)) or 'none'} "
+                                    "(plugin stories of plugins/ and [plugins] paths; `monitor stories add` "
+                                    "makes one)", "id", story_id)
+    try:
+        return load_stories(settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    except ConfigError as e:
+        named = re.match(r"story '([^']+)'", str(e))
+        if e.where is None and named and settings.path is not None:
+            raise located(settings, str(e), "id", named.group(1)) from e
+        raise
+
+
+def located(settings: Settings, message: str, key: str, value: Any = None) -> ConfigError:
+    """A ConfigError about `key` (= `value`) of the file `settings` came from, naming its line."""
+    text = ""
+    if settings.path is not None:
+        try:
+            text = settings.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    return _Where(settings.path, text).error(key, message, value=value)
 
 
 class _Where:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 from monitor.config import Settings
 from monitor.exceptions import MonitorError
 from monitor.pipeline import PassSummary, Pipeline
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.daemon")
 
@@ -67,8 +68,9 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
         held_elsewhere = max(0, len(feeds) - len(claims))
         feeds = [c.feed for c in claims]
         if held_elsewhere:
-            log.info("%d feeds are leased to other daemons right now; this pass leaves them to those", held_elsewhere)
-    log.info("one pass over %d feeds, %d stories", len(feeds), sum(1 for s in stories if s.enabled))
+            log.info("%s leased to other daemons right now; this pass leaves them to those",
+                     plural(held_elsewhere, "feed is", "feeds are"))
+    log.info("one pass over %s, %s", plural(len(feeds), "feed"), plural(sum(1 for s in stories if s.enabled), "story"))
     stop = threading.Event()
     with stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
         summary = pipeline.run_pass(feeds, stop=stop, claims=claims)
@@ -235,8 +237,9 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
                           next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
                           misfire_grace_time=None)
         scheduler.start()
-        log.info("daemon started: %d feeds, %d stories, checking every %gs for due feeds (Ctrl-C stops)",
-                 len(store.list_feeds()), sum(1 for s in stories if s.enabled), float(settings.schedule.tick))
+        log.info("daemon started: %s, %s, checking every %gs for due feeds (Ctrl-C stops)",
+                 plural(len(store.list_feeds()), "feed"), plural(sum(1 for s in stories if s.enabled), "story"),
+                 float(settings.schedule.tick))
         try:
             while not stop.wait(1.0):
                 pass
@@ -260,6 +263,7 @@ def run_demo(fmt: str, *, keep: Path | None = None) -> int:
 def _demo(work: Path, fmt: str, *, keep: bool) -> int:
     from monitor.config import settings_from_dict
     from monitor.db.store import Store
+    from monitor.demo import kept
     from monitor.demo.site import build_and_serve
     from monitor.matching import load_stories
     from monitor.report import StoryInfo, build_digest, render
@@ -267,13 +271,13 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
     site, feed_urls = build_and_serve(work)
     try:
         settings = settings_from_dict({
-            "database": {"url": f"sqlite:///{work / 'demo.db'}"},
+            "database": {"url": f"sqlite:///{work / kept.DATABASE_NAME}"},
             "fetch": {"allow_private_addresses": True},
             "feeds": [{"url": u} for u in feed_urls],
-            "stories": [{"id": "trump-kim-summit-2018"}],
+            "stories": [{"id": kept.STORY}],
         })
         stories = load_stories(settings.stories)
-        print(f"demo: serving {len(feed_urls)} feeds of a small news site at {site.base_url}", file=sys.stderr)
+        print(f"demo: serving {plural(len(feed_urls), 'feed')} of a small news site at {site.base_url}", file=sys.stderr)
         store = Store.open(settings.database_url, create=True)
         try:
             store.sync_feeds([(f.url, None, None) for f in settings.feeds])
@@ -282,11 +286,12 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
             matches = store.matches([s.id for s in stories], None, None)
         finally:
             store.close()
+        config = kept.write_config(work, feed_urls, site.base_url) if keep else None
     finally:
         site.close()
     digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=None, until=None,
                           generated_at=datetime.now(timezone.utc))
     sys.stdout.write(render(digest, fmt))
-    print(f"demo: database and site kept in {work}" if keep else "demo: done (its temporary folder is removed)",
-          file=sys.stderr)
+    print(kept.next_steps(config) if config else "demo: done (its temporary folder is removed); "
+          "`monitor demo --keep DIR` keeps its database with a configuration to go on with", file=sys.stderr)
     return 0

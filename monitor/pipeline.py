@@ -42,9 +42,11 @@ from monitor.db.polling import load_poll_states, moved_to, record_move, write_po
 from monitor.db.store import ArticleWrite, FeedResult, Store
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
+from monitor.lifeline import follow
 from monitor.matching import Matcher
 from monitor.schedule import CheckOutcome, PollState, next_check
 from monitor.urls import canonicalize
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -104,14 +106,14 @@ class PassSummary:
     def line(self) -> str:
         stories = ", ".join(f"{k} {v}" for k, v in sorted(self.matches_by_story.items()))
         return (f"{'stopped' if self.stopped else 'pass done'} in {self.seconds:.1f}s: feeds {self.feeds_ok} ok, "
-                f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {self.new_articles} new articles"
+                f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {plural(self.new_articles, 'new article')}"
                 f"{f' ({self.from_feed_text} from feed text)' if self.from_feed_text else ''}, "
-                f"{self.pages_failed} pages failed; {self.new_matches} new matches"
+                f"{plural(self.pages_failed, 'page')} failed; {plural(self.new_matches, 'new match')}"
                 f"{f' ({stories})' if stories else ''}"
-                f"{f'; {self.rule_errors} rule errors' if self.rule_errors else ''}"
-                f"{f'; {self.extractions_abandoned} extractions abandoned' if self.extractions_abandoned else ''}"
-                f"{f'; {self.entries_deferred} new entries left for later passes' if self.entries_deferred else ''}"
-                f"{f'; {self.feeds_leased_elsewhere} feeds left to the daemons holding them' if self.feeds_leased_elsewhere else ''}")
+                f"{'; ' + plural(self.rule_errors, 'rule error') if self.rule_errors else ''}"
+                f"{'; ' + plural(self.extractions_abandoned, 'extraction') + ' abandoned' if self.extractions_abandoned else ''}"
+                f"{'; ' + plural(self.entries_deferred, 'new entry', 'new entries') + ' left for later passes' if self.entries_deferred else ''}"
+                f"{'; ' + plural(self.feeds_leased_elsewhere, 'feed') + ' left to the daemons holding them' if self.feeds_leased_elsewhere else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +265,10 @@ class Pipeline:
             from monitor.extract import EXTRACTION_MODULES
 
             ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
-            self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            # Each worker ends with this process, even when it is killed with SIGKILL (it never
+            # gets to close the pool); the forkserver and resource tracker then end too.
+            self._extractors = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                   initializer=follow, initargs=(os.getpid(),))
         return self._extractors
 
     def _extract_workers(self) -> int:
@@ -1008,4 +1013,4 @@ class _Ticker:
             return
         self.last = time.monotonic()
         self.sink(f"feeds {self.feeds_done}/{self.feeds}, pages {summary.new_articles + summary.pages_failed}"
-                  f"/{self.pages}, {summary.new_articles} new articles, {summary.new_matches} new matches")
+                  f"/{self.pages}, {plural(summary.new_articles, 'new article')}, {plural(summary.new_matches, 'new match')}")

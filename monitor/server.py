@@ -6,9 +6,11 @@
     GET  /api/stories[/{id}]    the stories tracked, with their match counts
     GET  /api/matches           stored matches, filtered and paged
     GET  /api/digest            the digest, in any of the report formats
+    GET  /, /docs, /redoc       a front page and the API's documentation, all served from here
 
 Every answer other than the digest is JSON, described precisely at /openapi.json (and /docs);
-errors are {"detail": ...}. Webhook refusals: 503 while no secret is configured, 401 unsigned,
+errors are {"detail": "..."}, plus "errors": [{"loc", "msg"}, ...] when parameters are invalid
+(422). Webhook refusals: 503 while no secret is configured, 401 unsigned,
 403 a signature that does not match, 413 a body over serve.max_body_bytes, 400 not JSON, 422
 not a Miniflux event; events other than new_entries are answered 202 and ignored.
 """
@@ -20,11 +22,12 @@ import logging
 import re
 import signal
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic.json_schema import models_json_schema
@@ -37,6 +40,8 @@ from monitor.exceptions import StorageError
 from monitor.integrations import miniflux
 from monitor.report import FORMATS, StoryInfo, build_digest, render
 from monitor.report.digest import clamp_score
+from monitor.server_pages import add_pages
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from monitor.service import MonitorService
@@ -56,8 +61,16 @@ _DIGEST_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 # -- response models (the OpenAPI schema is built from these) ------------------------------------
 
+class FieldProblem(BaseModel):
+    loc: list[str | int] = Field(description='Where: ["query", "since"], ["path", "story_id"], ...')
+    msg: str = Field(description="What is wrong there.")
+
+
 class Problem(BaseModel):
+    """Every error answer: `detail` always a sentence; `errors` too when parameters are invalid (422)."""
     detail: str = Field(description="What is wrong, for a person.")
+    errors: list[FieldProblem] | None = Field(
+        None, description="Only on 422 for invalid parameters: each parameter that is wrong and why.")
 
 
 class WebhookAnswer(BaseModel):
@@ -136,12 +149,17 @@ _STORAGE_ERROR: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "desc
 
 def create_app(svc: MonitorService) -> FastAPI:
     """The HTTP face of `svc`: the Miniflux webhook (queues into `svc`) and the read API."""
-    app = FastAPI(title="monitor", version=__version__,
+    app = FastAPI(title="monitor", version=__version__, docs_url=None, redoc_url=None,  # add_pages serves them
                   description="Media monitoring: the Miniflux webhook and the read API of stored matches "
-                              "and digests. Errors are JSON objects with a `detail`.")
+                              "and digests. Errors are JSON objects with a `detail` sentence; a 422 for "
+                              "invalid parameters adds `errors`, one `{loc, msg}` per parameter.")
     secret = svc.settings.serve.webhook_secret
     token = svc.settings.serve.read_token
     max_body = svc.settings.serve.max_body_bytes
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_invalid_parameters(error.errors()), status_code=422)
 
     @app.exception_handler(StorageError)
     async def _storage_error(request: Request, error: StorageError) -> JSONResponse:
@@ -195,7 +213,7 @@ def create_app(svc: MonitorService) -> FastAPI:
             return WebhookAnswer(queued=0, ignored=delivery.ignored)
         queued = await run_in_threadpool(svc.submit, "miniflux", delivery.feed_url, list(delivery.entries),
                                          feed_title=delivery.feed_title)
-        log.info("miniflux webhook: %d entries of %s queued", queued, delivery.feed_url)
+        log.info("miniflux webhook: %s of %s queued", plural(queued, "entry"), delivery.feed_url)
         return WebhookAnswer(queued=queued)
 
     @app.get("/api/health", response_model=Health, tags=["read"], responses=_STORAGE_ERROR)
@@ -276,6 +294,7 @@ def create_app(svc: MonitorService) -> FastAPI:
         headers = {"Content-Security-Policy": _DIGEST_CSP} if format == "html" else {}
         return Response(render(report, format), media_type=_MEDIA_TYPES[format], headers=headers)
 
+    add_pages(app, svc, token_required=token is not None)
     _publish_webhook_models(app)
     return app
 
@@ -379,9 +398,35 @@ def _publish_webhook_models(app: FastAPI) -> None:
             _, defs = models_json_schema([(miniflux.NewEntriesEvent, "validation")],
                                          ref_template="#/components/schemas/{model}")
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            _document_invalid_parameters(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _invalid_parameters(errors: Sequence[Any]) -> dict[str, Any]:
+    """The 422 body: a sentence naming each wrong parameter once, and the problems one by one."""
+    problems = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                for e in errors]
+    said: dict[str, str] = {}
+    for p in problems:
+        where = " ".join(str(x) for x in p["loc"][:2]) or "request"
+        said.setdefault(where, p["msg"])
+    detail = "; ".join(f"{where}: {msg}" for where, msg in said.items())
+    return {"detail": f"invalid parameters: {detail}" if detail else "invalid request", "errors": problems}
+
+
+def _document_invalid_parameters(schema: dict[str, Any]) -> None:
+    """FastAPI documents 422 with its own body; ours is the Problem every error answers."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None:
+                invalid["content"] = {"application/json": {"schema": problem}}
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
 
 
 def _digest_schema(fmt: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from monitor.config import Settings, find_config, load_settings
 from monitor.db import inbox
 from monitor.db.store import Store
 from monitor.pipeline import PassSummary, Pipeline
+from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
 
@@ -38,11 +39,10 @@ class MonitorService:
     """A monitor opened on its settings: store, stories and pipeline, and the inbox worker."""
 
     def __init__(self, settings: Settings, *, stories: Sequence[Any] | None = None) -> None:
-        from monitor.matching import load_stories
+        from monitor.config import configured_stories
 
         self.settings = settings
-        self.stories = list(stories) if stories is not None else load_stories(
-            settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+        self.stories = list(stories) if stories is not None else configured_stories(settings)
         self.store = Store.open(settings.database_url, create=True)
         try:
             from monitor.alerts import prepare_delivery
@@ -183,7 +183,7 @@ class MonitorService:
             inbox.done(self.store.engine, ids)
             total.add(summary)
             matched |= summary.new_matches > 0
-            log.info("%s, %s: %d entries: %s", origin, feed_url, len(entries), summary.line())
+            log.info("%s, %s: %s: %s", origin, feed_url, plural(len(entries), "entry"), summary.line())
         if matched:
             self._deliver()
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 import signal
 import socket
@@ -193,9 +194,30 @@ def test_bad_match_queries_are_422_naming_the_parameter(api: tuple[MonitorServic
     _, client = api
     answer = client.get("/api/matches", params=params)
     assert answer.status_code == 422
-    problems = answer.json()["detail"]        # one per reading tried: a date-time, a date
+    body = answer.json()
+    problems = body["errors"]                 # one per reading tried: a date-time, a date
     assert {tuple(p["loc"][:2]) for p in problems} == {("query", next(iter(params)))}
     assert any(fragment in p["msg"] for p in problems), problems
+    assert isinstance(body["detail"], str) and f"query {next(iter(params))}: " in body["detail"]
+
+
+def test_every_error_has_the_shape_the_readme_documents(api: tuple[MonitorService, httpx.Client]) -> None:
+    """README: errors are {"detail": "..."}; a 422 for invalid parameters adds `errors` (issue 15)."""
+    _, client = api
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert 'Errors are `{"detail": "..."}`' in readme and '`errors`: `[{"loc": [...], "msg": "..."}]`' in readme
+    answers = [client.get("/api/matches", params={"limit": 0}), client.get("/api/digest", params={"format": "pdf"}),
+               client.get("/api/stories/nope"), client.get("/api/nothing-here"), client.delete("/api/stories")]
+    assert [a.status_code for a in answers] == [422, 422, 404, 404, 405]
+    for answer in answers:
+        body = answer.json()
+        assert isinstance(body["detail"], str) and body["detail"], body
+        assert set(body) <= {"detail", "errors"}
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/matches", "/api/digest"):
+        invalid = schema["paths"][path]["get"]["responses"]["422"]["content"]["application/json"]["schema"]
+        assert invalid == {"$ref": "#/components/schemas/Problem"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
 
 
 def test_matches_of_an_unknown_story_are_404(api: tuple[MonitorService, httpx.Client]) -> None:
@@ -248,7 +270,7 @@ def test_the_digest_of_unknown_or_disabled_stories_is_404(api: tuple[MonitorServ
         answer = client.get("/api/digest", params={"story": story})
         assert answer.status_code == 404 and f"no enabled story '{story}'" in answer.json()["detail"]
     bad = client.get("/api/digest", params={"format": "pdf"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "format"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "format"]
 
 
 # -- the documentation and the command ---------------------------------------------------------------
@@ -264,6 +286,31 @@ def test_openapi_schema_and_docs_are_served(api: tuple[MonitorService, httpx.Cli
     assert client.get("/docs").status_code == 200
     unknown = client.get("/api/nothing-here")
     assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+
+
+def test_the_pages_load_nothing_from_another_machine(api: tuple[MonitorService, httpx.Client]) -> None:
+    """/, /docs and /redoc name only this server's addresses, and forbid others (issue 15)."""
+    _, client = api
+    for page in ("/", "/docs", "/redoc"):
+        answer = client.get(page)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+        addresses = re.findall(r'(?:src|href|spec-url)\s*=\s*"([^"]*)"', answer.text)
+        addresses += re.findall(r"url: '([^']*)'", answer.text)       # Swagger UI's schema
+        assert addresses and all(a.startswith("/") and not a.startswith("//") for a in addresses), (page, addresses)
+        for asset in (a for a in addresses if a.startswith("/assets/")):
+            assert client.get(asset).status_code == 200, asset
+    redoc = client.get("/assets/docs/redoc.standalone.js")
+    assert redoc.status_code == 200 and "cdn.redoc.ly" not in redoc.text
+
+
+def test_the_front_page_escapes_what_it_shows(api: tuple[MonitorService, httpx.Client]) -> None:
+    _, client = api
+    page = client.get("/").text
+    assert '<a href="/docs">' in page and '<a href="/redoc">' in page
+    assert "Harbour &lt;strike&gt;" in page and "<strike>" not in page
+    assert f'<a href="/api/stories/{SUMMIT}">' in page and "5 stored matches" in page
+    assert f'/api/digest?story={STRIKE}&amp;format=html' in page
 
 
 def _free_port() -> int:

@@ -153,7 +153,7 @@ def test_page_failures_fall_back_to_feed_text_then_retry_then_summary(tmp_path: 
             page.rmdir()                     # a 404, not a directory listing
         config = make_config(tmp_path, sqlite_url, feeds)
         p = monitor(config, "run", "--once")
-        assert "1 new articles (1 from feed text)" in p.stderr
+        assert "1 new article (1 from feed text)" in p.stderr
         stored = {a["title"]: a for a in exported(config)}
         assert stored["Full text survives"]["body"].startswith("Alpha paragraph one.")
         assert stored["Full text survives"]["source"] == "feed-content"
@@ -192,7 +192,7 @@ def test_feeds_commands_and_opml_round_trip(tmp_path: Path, sqlite_url: str) -> 
     assert "removed" in monitor(config, "feeds", "remove", "https://news.example/world.xml").stdout
     assert "https://news.example/world.xml" not in monitor(config, "feeds", "list").stdout
     (tmp_path / "subs.opml").write_text(opml, encoding="utf-8")
-    assert "1 feeds added" in monitor(config, "feeds", "import", str(tmp_path / "subs.opml")).stdout
+    assert "1 feed added" in monitor(config, "feeds", "import", str(tmp_path / "subs.opml")).stdout
     assert "disabled" in monitor(config, "feeds", "disable", "https://news.example/world.xml").stdout
     assert "DISABLED" in monitor(config, "feeds", "list").stdout
 

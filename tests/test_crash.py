@@ -10,6 +10,7 @@ SIGTERM must stop the daemon within seconds, even with a request hanging, in the
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,5 +236,77 @@ def test_sigterm_stops_the_daemon_within_seconds_in_a_consistent_state(tmp_path:
         assert proc.returncode == 0, err[-3000:]
         check_consistent(engine, site.url("/feed.xml"), complete=True)
         final_state(engine)
+    finally:
+        engine.dispose()
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every living process below `root` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, str] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            found[pid] = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        todo += children.get(pid, [])
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")       # a zombie has exited; only its parent's reaping is left
+
+
+def test_workers_end_with_a_killed_daemon_and_the_restart_says_what_it_recovered(
+        tmp_path: Path, sqlite_url: str, site: SlowSite) -> None:
+    """SIGKILL of a real `monitor run` mid-pass: its forkserver, extraction workers and resource
+    tracker end on their own; the next daemon reports the unclean stop, and a clean stop removes the lock."""
+    config = write_config(tmp_path, sqlite_url, [site.url("/feed.xml")])
+    engine = make_engine(sqlite_url)
+    lock = Path(sqlite_url.removeprefix("sqlite:///") + ".daemon.lock")
+    try:
+        proc = start(config, "run")
+        try:
+            wait_for_articles(engine, proc, 2)                  # pages were extracted: the workers run
+            left = _descendants(proc.pid)
+            assert any("forkserver" in cmd for cmd in left.values()), left
+            assert any("resource_tracker" in cmd for cmd in left.values()), left
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            deadline = time.monotonic() + 30
+            while any(_alive(pid) for pid in left) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not [cmd for pid, cmd in left.items() if _alive(pid)], "orphans outlived their daemon"
+        finally:
+            reap(proc)
+        assert lock.exists()                                    # what a killed daemon leaves behind
+
+        proc = start(config, "run")
+        try:
+            wait_for_articles(engine, proc, PAGES)
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            reap(proc)
+        assert proc.returncode == 0, err[-3000:]
+        assert re.search(r"the previous daemon \(pid \d+\) did not stop cleanly", err), err[-3000:]
+        assert "stale lock" in err
+        assert not lock.exists(), "a clean stop leaves no lock file"
+        gitignore = (Path(__file__).resolve().parent.parent / ".gitignore").read_text(encoding="utf-8")
+        assert "*.db.daemon.lock" in gitignore.splitlines()
     finally:
         engine.dispose()

@@ -492,7 +492,7 @@ def listed(listing: str, url: str) -> str:
 def test_feeds_list_shows_state_last_error_and_polling(hostile: HostilePass) -> None:
     for name in ("redirect-loop", "http-410", "gzip-bomb"):
         block = listed(hostile.listing, hostile.url(name))
-        assert f": error, 1 errors in a row - {hostile.feed(name).last_error}" in block
+        assert f": error, 1 error in a row - {hostile.feed(name).last_error}" in block
     assert "DISABLED" in listed(hostile.listing, hostile.url("http-410"))
     ok = listed(hostile.listing, hostile.url("duplicate-ids"))
     assert ": ok\n" in ok and ok.endswith("checked every 15m (adaptive, pace not measured yet)")
@@ -598,7 +598,7 @@ def test_a_pathological_page_is_abandoned_and_its_article_kept_from_the_feed(sql
                                   fetch={"max_page_bytes": 4 * 1024 * 1024})
         with store:
             articles = {a.title: a for a in store.iter_articles()}
-    assert summary.extractions_abandoned == 1 and "1 extractions abandoned" in summary.line()
+    assert summary.extractions_abandoned == 1 and "1 extraction abandoned" in summary.line()
     assert (articles["Pathological page"].source, articles["Pathological page"].body) == \
         ("feed-content", "The full text the feed carries.")
     for i in (1, 2):

@@ -304,8 +304,8 @@ def test_monitor_reader_sync_command(tmp_path: Path, config: Path, news: News,
     # Catch up from June only (the May entry is skipped for good), then reader updates its due feeds.
     assert main(["--config", str(config), "reader-sync", str(db), "--update", "--since", "2018-06-01"]) == 0
     out = capsys.readouterr().out
-    assert "reader: 1 feeds updated, 0 failed; 1 new and 0 modified entries handed over" in out
-    assert "catch-up: 1 entries" in out and "2 new articles" in out and f"{STORY} 1" in out
+    assert "reader: 1 feed updated, 0 failed; 1 new and 0 modified entries handed over" in out
+    assert "catch-up: 1 entry" in out and "2 new articles" in out and f"{STORY} 1" in out
 
     report = _report(config, capsys)
     summit = next(s for s in report["stories"] if s["id"] == STORY)

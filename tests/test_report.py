@@ -323,7 +323,7 @@ def test_long_timelines_fit_a_terminal_line_and_the_chart_has_dates() -> None:
     line = next(x for x in render(d, "text").splitlines() if x.startswith("Per "))
     assert line.startswith("Per 3 days, 2018-05-24 00:00 UTC to 2018-10-11 00:00 UTC: ")
     assert len(line.split(": ", 1)[1].split("  ")[0]) == 47          # 141 days in 47 characters
-    assert "(peak 1 per day at 2018-05-24 00:00 UTC)" in line
+    assert "(peak 1 match per 3 days, from 2018-05-24 00:00 UTC)" in line
     assert "Per 3 days from 2018-05-24 00:00 UTC: `" in render(d, "markdown")
     html = render(d, "html")
     ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', html)

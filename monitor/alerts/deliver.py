@@ -22,6 +22,7 @@ from monitor.alerts.webhook import post
 from monitor.config import AlertSettings, Settings
 from monitor.db.alerts import AlertLedger
 from monitor.exceptions import ConfigError
+from monitor.wording import plural
 
 __all__ = ["AlertSummary", "deliver_alerts", "prepare_delivery"]
 
@@ -42,8 +43,8 @@ class AlertSummary:
         return AlertSummary(*(a + b for a, b in zip(_fields(self), _fields(other))))
 
     def line(self) -> str:
-        return (f"alerts: {self.messages} messages sent ({self.matches} matches), {self.failed} failed, "
-                f"{self.given_up} matches given up, {self.waiting} waiting")
+        return (f"alerts: {plural(self.messages, 'message')} sent ({plural(self.matches, 'match')}), "
+                f"{self.failed} failed, {plural(self.given_up, 'match')} given up, {self.waiting} waiting")
 
 
 def _fields(summary: AlertSummary) -> tuple[int, ...]:
@@ -111,7 +112,7 @@ def _deliver_one(settings: Settings, ledger: AlertLedger, alert: AlertSettings, 
         return AlertSummary(failed=1, waiting=len(claim.matches))
     after = policy.after_attempt(ok=True, failures=0, now=now, interval=alert.interval, delivery=settings.delivery)
     ledger.mark_sent(claim, now, after.at)
-    log.info("alert %s: sent %d matches of %s", alert.key, len(claim.matches), alert.story)
+    log.info("alert %s: sent %s of %s", alert.key, plural(len(claim.matches), "match"), alert.story)
     return AlertSummary(messages=1, matches=len(claim.matches))
 
 

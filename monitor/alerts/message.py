@@ -18,6 +18,7 @@ from monitor._types import StoredMatch
 from monitor.report._safe import iso, link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import clamp_score, highlight, highlight_terms, passage_of
+from monitor.wording import plural
 
 # Matches shown in one message; the rest are counted ("and 12 more").
 MAX_ITEMS = 20
@@ -43,7 +44,7 @@ class AlertBatch:
     @property
     def headline(self) -> str:
         n = len(self.matches)
-        return f"{n} new {'match' if n == 1 else 'matches'}: {one_line(self.story_title)}"
+        return f"{plural(n, 'new match')}: {one_line(self.story_title)}"
 
 
 def batch_of(alert_id: str, story_id: str, story_title: str, matches: Sequence[StoredMatch]) -> AlertBatch:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
@@ -26,6 +27,7 @@ def make_engine(url: str) -> Engine:
     """
     parsed = _parse(url)
     backend = parsed.get_backend_name()
+    # Messages show the URL as the user wrote it, not the driver URL it was rewritten to.
     if backend == "sqlite":
         engine = create_engine(parsed)
         _configure_sqlite(engine)
@@ -38,24 +40,51 @@ def make_engine(url: str) -> Engine:
                                connect_args=connect_args)
     else:
         raise StorageError(
-            f"unsupported database {masked_url(parsed)}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+            f"unsupported database {masked_url(url)}: {_SUPPORTED}"
         )
     try:
         with engine.connect():
             pass
     except SQLAlchemyError as e:
         engine.dispose()
-        raise StorageError(f"cannot open database {masked_url(parsed)}: {describe_error(e)}; {_hint(backend)}") from e
+        raise StorageError(f"cannot open database {masked_url(url)}: {describe_error(e)}; {_hint(backend)}") from e
     return engine
 
 
+_SUPPORTED = "use sqlite:///PATH or postgresql://USER@HOST/DB"
+_DRIVERS = {"sqlite": ("sqlite", "sqlite+pysqlite"),
+            "postgresql": ("postgresql", "postgres", "postgresql+psycopg")}
+
+
+def url_problem(url: str, *, as_written: str | None = None) -> str | None:
+    """What makes `url` unusable before any connection is tried (None: nothing): not a URL, a
+    database other than SQLite and PostgreSQL, an SQLite file in a folder that does not exist.
+    Messages show `as_written` (the URL before a relative SQLite path was resolved), if given."""
+    shown = masked_url(as_written or url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{shown} is not a database URL: {_SUPPORTED}"
+    if not any(parsed.drivername in names for names in _DRIVERS.values()):
+        return f"unsupported database {shown}: {_SUPPORTED}"
+    path = parsed.database if parsed.drivername.startswith("sqlite") else None
+    if path and path != ":memory:" and not path.startswith("file:"):
+        folder = Path(path).parent
+        if not folder.is_dir():
+            return f"the folder of the SQLite database {shown} does not exist: create {folder} first"
+    return None
+
+
 def masked_url(url: str | URL) -> str:
-    """The URL as a person may see it in logs and messages: password hidden."""
+    """The URL as a person may see it in logs and messages: password hidden, and the driver this
+    module chose for `postgresql://` (an engine's URL) not shown, as the user did not write it."""
+    if isinstance(url, URL) and url.drivername == "postgresql+psycopg":
+        url = url.set(drivername="postgresql")
     if isinstance(url, str):
         try:
             url = make_url(url)
         except ArgumentError:
-            return "<unparseable database URL>"
+            return repr(url.split("@")[-1]) if "@" in url else repr(url)
     return url.render_as_string(hide_password=True)
 
 

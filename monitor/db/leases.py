@@ -22,6 +22,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -41,6 +42,8 @@ from monitor._types import FeedState
 from monitor.db import models as m
 from monitor.db.engine import describe_error, dialect_insert, masked_url, transaction
 from monitor.exceptions import StorageError
+
+log = logging.getLogger("monitor.daemon")
 
 __all__ = ["Claim", "advisory_lock", "claim_due_feeds", "new_owner", "register_daemon", "release",
            "release_many", "renew", "run_once_per"]
@@ -287,36 +290,61 @@ def register_daemon(engine: Engine) -> Iterator[None]:
 
     On SQLite an exclusive lock on `<database>.daemon.lock`, next to the database file, which the
     operating system drops when the process ends, crashed or not. A second daemon gets a
-    StorageError saying to use PostgreSQL.
+    StorageError saying to use PostgreSQL. A clean stop removes the file, so a lock file found
+    holding a pid is the trace of a daemon that was killed or crashed: the warning says so.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         yield   # PostgreSQL, or an SQLite database no other process can open
         return
     lock_path = Path(database).with_name(Path(database).name + ".daemon.lock")
+    fd = _lock_file(lock_path, database)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise StorageError(f"cannot create the daemon lock file {lock_path}: {e.strerror}") from e
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise StorageError(f"cannot lock {lock_path}: {e.strerror}") from e
-            holder = _read_pid(fd)
-            raise StorageError(
-                f"SQLite allows one daemon; use PostgreSQL for several: another monitor daemon"
-                f"{f' (pid {holder})' if holder else ''} is using {database} (lock file {lock_path})"
-            ) from e
+        stale = _read_pid(fd)
+        if stale:
+            log.warning("the previous daemon (pid %s) did not stop cleanly (killed or crashed): took over its "
+                        "stale lock %s; the feeds it was checking are checked again, and what it had not "
+                        "stored is fetched again (nothing stored is lost)", stale, lock_path)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:
             yield
         finally:
+            # Removed while still locked: a daemon starting now either fails on our lock, or
+            # finds the file gone and makes a new one (_lock_file checks it locked the current file).
+            try:
+                lock_path.unlink()
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _lock_file(lock_path: Path, database: str) -> int:
+    """An open descriptor of `lock_path`, exclusively locked; StorageError if another daemon holds it."""
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot create the daemon lock file {lock_path}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StorageError(f"cannot lock {lock_path}: {e.strerror}") from e
+            raise StorageError(
+                f"SQLite allows one daemon; use PostgreSQL for several: another monitor daemon"
+                f"{f' (pid {holder})' if holder else ''} is using {database} (lock file {lock_path})"
+            ) from e
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)        # the file was removed by a daemon stopping meanwhile: lock the new one
 
 
 def _read_pid(fd: int) -> str:

@@ -45,6 +45,7 @@ from monitor.config import Settings
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.feeds import external_entry
 from monitor.pipeline import PassSummary
+from monitor.wording import plural
 
 if TYPE_CHECKING:
     from reader import Reader
@@ -163,16 +164,20 @@ class ReaderSyncResult:
     summary: PassSummary
 
     def lines(self) -> list[str]:
-        return [f"reader: {self.feeds_updated} feeds updated, {self.feeds_failed} failed; "
-                f"{self.new_entries} new and {self.modified_entries} modified entries handed over",
-                f"catch-up: {self.caught_up} entries reader had that the monitor had not seen",
+        return [f"reader: {plural(self.feeds_updated, 'feed')} updated, {self.feeds_failed} failed; "
+                f"{self.new_entries} new and {plural(self.modified_entries, 'modified entry', 'modified entries')} "
+                "handed over",
+                f"catch-up: {plural(self.caught_up, 'entry')} reader had that the monitor had not seen",
                 self.summary.line()]
 
 
 def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, update: bool = False,
-                  since: datetime | None = None) -> ReaderSyncResult:
+                  since: datetime | None = None,
+                  progress: Callable[[str], None] | None = None) -> ReaderSyncResult:
     """`monitor reader-sync`: open reader's database with the plugin, update its due feeds when
-    `update`, catch up (`sync`), and process everything handed over before returning."""
+    `update`, catch up (`sync`), and process everything handed over before returning.
+    `progress` is told what is being done (a status line on a terminal)."""
+    progress = progress or log.debug
     try:
         from reader import make_reader
         from reader.exceptions import PluginInitError, ReaderError, UpdateError
@@ -193,11 +198,13 @@ def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, upda
     try:
         # Catch up first: with --since, the feeds are then marked caught up, and the update
         # that follows hands over only its new entries instead of comparing whole histories.
+        progress(f"reader: comparing {path} with what the monitor has seen")
         caught_up = sync(reader, since=since)
         updated = failed = new = modified = 0
         if update:
             try:
                 for url, value in reader.update_feeds_iter():
+                    progress(f"reader: updating feeds, {updated + failed + 1} done: {url}")
                     if isinstance(value, Exception):
                         failed += 1
                         log.warning("reader could not update %s: %s", url, value)
@@ -207,6 +214,7 @@ def sync_database(settings: Settings, reader_db: str | os.PathLike[str], *, upda
             except UpdateError as e:
                 log.warning("reader's update reported: %s", e)
             caught_up += sync(reader)      # feeds whose hand-over failed during the update
+        progress("processing the entries handed over: pages, extraction, matching")
         summary = monitor_for(reader).process_pending()
         return ReaderSyncResult(updated, failed, new, modified, caught_up, summary)
     finally:
@@ -321,7 +329,7 @@ class _Bridge:
                 continue
             handed += count
             self._mark_caught_up(reader, feed)
-        log.info("reader sync: %d entries handed over to the monitor", handed)
+        log.info("reader sync: %s handed over to the monitor", plural(handed, "entry"))
         return handed
 
     def close(self) -> None:
@@ -361,7 +369,7 @@ class _Bridge:
             log.error("catching up with reader's entries of %s failed", feed_url, exc_info=True)
             return None
         if handed:
-            log.info("caught up with %s: %d entries the monitor had not seen", feed_url, handed)
+            log.info("caught up with %s: %s the monitor had not seen", feed_url, plural(handed, "entry"))
         return handed
 
     def _tag_key(self, reader: Reader) -> str:

@@ -11,9 +11,10 @@ from html import escape
 from monitor.report._safe import link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
+from monitor.wording import plural
 
 _CHART_HEIGHT = 60
-_CHART_MAX_WIDTH = 720
+_CHART_WIDTH = 728          # the column: body max-width 760 less 2 x 16 padding
 _LABELS_HEIGHT = 14
 _MAX_TICKS = 6
 _TICK_SPACING = 90          # pixels per date label, so that labels never overlap
@@ -44,6 +45,8 @@ h2 { font-size: 1.25em; border-bottom: 1px solid var(--line); padding-bottom: 4p
 table.figures { border-collapse: collapse; margin: 8px 0; }
 table.figures th, table.figures td { border: 1px solid var(--line); padding: 2px 8px; text-align: left; }
 svg .bar { fill: var(--accent); }
+figure { margin: 8px 0; }
+svg.chart { display: block; width: 100%; height: auto; }
 svg .axis { stroke: var(--line); }
 svg .tick { fill: var(--muted); }
 ol.coverage li { margin-bottom: 14px; }
@@ -109,26 +112,27 @@ def _chart(t: Timeline) -> str:
     and a few dates under the axis."""
     counts = [n for _, n in t.buckets]
     peak = max(counts) or 1
-    bar = max(1, min(24, _CHART_MAX_WIDTH // len(counts)))
-    width = bar * len(counts)
+    # The chart spans its column whatever the number of buckets (CSS scales it on narrow screens).
+    width = _CHART_WIDTH
+    bar = width / len(counts)
     shapes = _ticks(t, bar, width)
     for i, (start, n) in enumerate(t.buckets):
         if not n:
             continue
         h = max(1, round(n * (_CHART_HEIGHT - 4) / peak))
-        shapes.append(f'<rect class="bar" fill="#2b5fb4" x="{i * bar}" y="{_CHART_HEIGHT - h}" '
-                     f'width="{max(1, bar - 1)}" height="{h}"><title>{_e(short_time(start))}: {n}</title></rect>')
+        shapes.append(f'<rect class="bar" fill="#2b5fb4" x="{i * bar:.2f}" y="{_CHART_HEIGHT - h}" '
+                     f'width="{max(1.0, bar - 1):.2f}" height="{h}"><title>{_e(short_time(start))}: {n}</title></rect>')
     caption = (f"Matches per {t.unit}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}; "
-               f"peak {peak}.")
+               f"peak {plural(peak, 'match')} per {t.unit}.")
     height = _CHART_HEIGHT + _LABELS_HEIGHT
-    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="chart" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(caption)}">'
             f'<line class="axis" stroke="#d9dce1" x1="0" y1="{_CHART_HEIGHT - 0.5}" x2="{width}" '
             f'y2="{_CHART_HEIGHT - 0.5}"/>{"".join(shapes)}</svg>'
             f"<figcaption>{_e(caption)}</figcaption></figure>\n")
 
 
-def _ticks(t: Timeline, bar: int, width: int) -> list[str]:
+def _ticks(t: Timeline, bar: float, width: int) -> list[str]:
     """Dates under the axis: the first and last bucket and a few evenly between, never crowded."""
     n = len(t.buckets)
     count = max(1, min(n, _MAX_TICKS, width // _TICK_SPACING))
@@ -136,7 +140,7 @@ def _ticks(t: Timeline, bar: int, width: int) -> list[str]:
     labels = []
     for i in indices:
         anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
-        x = i * bar if anchor == "start" else (i + 1) * bar if anchor == "end" else i * bar + bar / 2
+        x = round(i * bar if anchor == "start" else (i + 1) * bar if anchor == "end" else i * bar + bar / 2, 2)
         labels.append(f'<text class="tick" fill="#5f6368" font-size="10" x="{x:g}" y="{_CHART_HEIGHT + 11}" '
                       f'text-anchor="{anchor}">{_e(t.buckets[i][0].strftime(_TICK_FORMATS[t.unit]))}</text>')
     return labels

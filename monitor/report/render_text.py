@@ -1,9 +1,12 @@
 """The terminal report: plain text, with a sparkline of the timeline and optional ANSI colour."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from monitor.report._safe import one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
+from monitor.wording import plural
 
 # Characters of the text timeline at most: it must fit a terminal line with its labels.
 SPARKLINE_WIDTH = 60
@@ -38,17 +41,27 @@ def sparkline(counts: list[int]) -> str:
 
 
 def fitted_sparkline(t: Timeline, width: int = SPARKLINE_WIDTH) -> tuple[str, str]:
-    """(what one character stands for, the sparkline) of `t` in at most `width` characters.
+    """(what one character stands for, the sparkline) of `t` in at most `width` characters."""
+    per, buckets = fitted_buckets(t, width)
+    return per, sparkline([n for _, n in buckets])
+
+
+def fitted_buckets(t: Timeline, width: int = SPARKLINE_WIDTH) -> tuple[str, list[tuple[datetime, int]]]:
+    """(the unit, e.g. "day" or "3 days"; the buckets summed to that unit) of `t` in at most `width`.
 
     Buckets are summed in runs of equal length when there are more than `width` of them, so
     four months of days read as "per 3 days" rather than a line no terminal can hold.
     """
-    counts = [n for _, n in t.buckets]
-    step = max(1, -(-len(counts) // width))
+    step = max(1, -(-len(t.buckets) // width))
     if step == 1:
-        return t.unit, sparkline(counts)
-    grouped = [sum(counts[i:i + step]) for i in range(0, len(counts), step)]
-    return f"{step} {t.unit}s", sparkline(grouped)
+        return t.unit, list(t.buckets)
+    grouped = [(t.buckets[i][0], sum(n for _, n in t.buckets[i:i + step])) for i in range(0, len(t.buckets), step)]
+    return f"{step} {t.unit}s", grouped
+
+
+def peak_of(buckets: list[tuple[datetime, int]]) -> tuple[datetime, int]:
+    """The busiest bucket (the earliest of equals)."""
+    return max(buckets, key=lambda b: (b[1], -b[0].timestamp()))
 
 
 def _story(s: StoryDigest, style: _Style) -> list[str]:
@@ -62,7 +75,7 @@ def _story(s: StoryDigest, style: _Style) -> list[str]:
         return lines + ["No coverage in this window.", ""]
     languages = ", ".join(one_line(lang) for lang in f.languages) or "unknown"
     lines += [
-        f"{f.matches} matches from {f.outlets} outlets; {f.texts} distinct texts, "
+        f"{plural(f.matches, 'match')} from {plural(f.outlets, 'outlet')}; {plural(f.texts, 'distinct text')}, "
         f"{f.clusters} carried by several outlets; languages: {languages}.",
         f"First coverage {short_time(f.first)}, latest {short_time(f.latest)}.",
         _timeline(s.timeline),
@@ -75,10 +88,12 @@ def _story(s: StoryDigest, style: _Style) -> list[str]:
 
 
 def _timeline(t: Timeline) -> str:
-    per, line = fitted_sparkline(t)
-    peak_start, peak = max(t.buckets, key=lambda b: (b[1], -b[0].timestamp()))
+    # The peak is counted in the unit the line is drawn in, or the two would not agree.
+    per, buckets = fitted_buckets(t)
+    peak_start, peak = peak_of(buckets)
     return (f"Per {per}, {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}: "
-            f"{line}  (peak {peak} per {t.unit} at {short_time(peak_start)})")
+            f"{sparkline([n for _, n in buckets])}  (peak {plural(peak, 'match')} per {per}, "
+            f"from {short_time(peak_start)})")
 
 
 def _coverage(rank: int, c: Coverage, style: _Style) -> list[str]:
