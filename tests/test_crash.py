@@ -139,9 +139,11 @@ def check_consistent(engine: Engine, feed_url: str, *, complete: bool) -> int:
     assert failures == 0
     if complete:
         assert etag == SlowSite.ETAG and status in ("ok", "not-modified")
-    else:
+    elif len(articles) < PAGES:
         # validators are stored only once every entry is: a restart must not be told "304"
         assert etag is None, "validators stored before all entries were"
+    # (a kill that lands after the last batch of articles was written may find the validators
+    # stored with them: every entry is stored by then)
     return len(articles)
 
 
@@ -183,7 +185,7 @@ def test_sigkill_mid_pass_loses_and_duplicates_nothing(request: pytest.FixtureRe
             finally:
                 reap(proc)
             stored = check_consistent(engine, site.url("/feed.xml"), complete=False)
-            assert k <= stored < PAGES
+            assert k <= stored <= PAGES
             if db == "postgresql":
                 expire_dead_leases(engine)
         proc = start(config, "run", "--once")
