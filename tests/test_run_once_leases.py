@@ -43,7 +43,7 @@ def test_run_once_leaves_a_feed_another_daemon_holds_and_leases_the_rest(tmp_pat
             assert other.feed.url == held_url
 
             first = monitor(config, "run", "--once")
-            assert "1 feeds left to the daemons holding them" in first.stderr
+            assert "1 feed left to the daemons holding them" in first.stderr
             assert "/free.xml" in server.paths() and "/free/1" in server.paths()
             assert not any(path.startswith("/held") for path in server.paths())
             leases = _leases(store)
