@@ -12,6 +12,10 @@ from datetime import datetime
 from typing import Mapping
 
 
+# An analyst's label on an article for a story: on it, off it, or a brief (passing) mention.
+JUDGMENT_LABELS = ("on", "off", "brief")
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """One HTTP exchange after redirects, as the fetcher saw it."""

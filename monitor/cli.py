@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from monitor import __version__
+from monitor._types import JUDGMENT_LABELS
 from monitor.config import Settings, describe_keys, find_config, load_settings, parse_duration, with_database
 from monitor.exceptions import ConfigError, MonitorError
 
@@ -143,6 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
     sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
     sb.add_argument("--dry-run", action="store_true", help="count and show the changes, write nothing")
+
+    jd = cmd("judge", "label an article on or off a story: the story learns from it in its next version",
+             epilog="The label is stored with when and by whom. It takes effect with the story's next version:\n"
+                    "the judged article then decides itself, and the story's profile moves toward the articles\n"
+                    "judged on and away from those judged off. See what that version changes with\n"
+                    "  monitor stories backfill ID --dry-run\nand apply it with\n  monitor stories backfill ID\n"
+                    "A later judgment of the same article replaces the earlier one. An article not stored yet\n"
+                    "may be judged: the judgment waits until a pass stores it.\n\nexamples:\n"
+                    "  monitor judge --story harbour-strike https://example.org/news/dockers-vote on\n"
+                    "  monitor judge --story harbour-strike https://example.org/sport/cup-final off "
+                    "--note 'a football strike'")
+    jd.add_argument("--story", required=True, metavar="ID", help="the story judged (see `monitor stories list`)")
+    jd.add_argument("url", metavar="URL", help="the article's address: canonicalised as articles are stored "
+                    "(tracking parameters, fragment dropped); its address after redirects works too")
+    jd.add_argument("label", choices=JUDGMENT_LABELS, metavar="on|off|brief",
+                    help="on: the article covers the story; off: it does not; brief: it mentions the story "
+                         "in passing (not a match, and it does not move the profile)")
+    jd.add_argument("--note", metavar="TEXT", help="why, for whoever reviews the story's decisions later")
+    jd.add_argument("--author", metavar="NAME", help="who judges (default: the OS user, $USER)")
 
     rules = cmd("rules", "the rule plugins available")
     rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
@@ -273,6 +293,21 @@ def _stories(settings: Settings) -> list[Any]:
     from monitor.matching import load_stories
 
     return load_stories(settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+
+
+def _story(settings: Settings, story_id: str) -> Any:
+    """The story `story_id` as configured, or a plugin story not enabled in the config yet (e.g.
+    just added); ConfigError (exit 2) naming the known ones when there is none."""
+    stories = _stories(settings)
+    story = next((s for s in stories if s.id == story_id), None)
+    if story is None:
+        from monitor.matching import load_stories
+        from monitor.matching.loader import discover
+
+        if story_id not in discover(settings.plugin_dirs).stories:
+            raise ConfigError(f"no story {story_id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
+        [story] = load_stories([{"id": story_id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    return story
 
 
 def _write(text: str, output: str | None) -> None:
@@ -423,21 +458,14 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "add":
         return _story_add(settings, args)
-    stories = _stories(settings)
     if args.action == "list":
+        stories = _stories(settings)
         if not stories:
             print("no stories configured: add [[stories]] tables to the config (see config.example.toml)")
         for s in stories:
             print(f"{s.id}{'' if s.enabled else ' (disabled)'}\n    {s.title}\n    window {_window(s)}")
         return 0
-    story = next((s for s in stories if s.id == args.id), None)
-    if story is None:   # a plugin story not enabled in the config yet (e.g. just added)
-        from monitor.matching import load_stories
-        from monitor.matching.loader import discover
-
-        if args.id not in discover(settings.plugin_dirs).stories:
-            raise ConfigError(f"no story {args.id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
-        [story] = load_stories([{"id": args.id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    story = _story(settings, args.id)
     if args.action == "show":
         if getattr(args, "versions", False):
             return _story_versions(settings, story)
@@ -489,6 +517,58 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written; run again without --dry-run to apply")
     return 0
+
+
+def cmd_judge(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitor.db.story_models import current_stories, judge, rebuild
+
+    story = _story(settings, args.story)
+    author = args.author if args.author is not None else (os.environ.get("USER") or getpass.getuser())
+    with _open_store(settings) as store:
+        try:
+            judged = judge(store, story.id, args.url, args.label, author=author, note=args.note)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        [current] = current_stories(store, [story])
+        upcoming, changed = rebuild(store, story, dry_run=True)
+    print(f"judged {args.label} story {story.id} by {judged.author}: {judged.url}")
+    if judged.stored:
+        print(f"  article: {judged.title or '(no title)'}")
+    else:
+        print("  no article is stored at this address yet: the judgment waits for it (from the story's next\n"
+              "  version on, it decides the article when a pass stores it)")
+    if not changed:
+        print(f"story {story.id}: version {current.version} already follows this judgment; nothing to apply")
+        return 0
+    print(f"the story's next version ({upcoming.version}, now {current.version}) would:")
+    for line in _version_changes(current, upcoming):
+        print(f"  {line}")
+    print(f"see which stored matches it changes:  monitor stories backfill {story.id} --dry-run\n"
+          f"then apply it:                       monitor stories backfill {story.id}")
+    return 0
+
+
+def _version_changes(current: Any, upcoming: Any) -> list[str]:
+    """What `upcoming` (a story as its next version decides) changes from `current`, in words."""
+    lines = []
+    for url in sorted(set(current.judged) | set(upcoming.judged)):
+        before, after = current.judged.get(url), upcoming.judged.get(url)
+        if before != after:
+            lines.append(f"follow the judgment {url} is {after or 'unjudged'}" + (f" (was {before})" if before else ""))
+    on = sum(label == "on" for label in upcoming.judged.values())
+    off = sum(label == "off" for label in upcoming.judged.values())
+    if upcoming.terms != current.terms:
+        lines.append(f"move the profile toward the stored articles judged on ({on} judged) and away from "
+                     f"those judged off ({off} judged)" if upcoming.terms else "restore the reference profile")
+    elif not upcoming.terms:
+        lines.append("leave the profile as it is (the story has no reference terms); judged articles decide themselves")
+    gained = [n for n in upcoming.learned if n not in current.learned]
+    lost = [n for n in current.learned if n not in upcoming.learned]
+    if gained or lost:
+        lines.append("learn names " + ", ".join([*(f"+{n}" for n in gained), *(f"-{n}" for n in lost)]))
+    return lines
 
 
 def _story_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -636,6 +716,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
-    "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
+    "judge": cmd_judge, "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
     "reader-sync": cmd_reader_sync,
 }

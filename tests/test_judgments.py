@@ -1,0 +1,189 @@
+"""Judgments: an analyst labels articles (`monitor judge`), the story's next version follows them
+(`monitor stories backfill ID --dry-run`, then applied), and the judgment loop shown end to end on
+a small news site: a derived story misses a sub-event, two of its articles judged on and one
+off-story article judged off make it catch the rest of the sub-event and nothing else.
+
+The story is the fictional Halvard dam flood (tests/data/stories/disaster-reference.txt); the
+sub-event is a cholera outbreak in the flood's shelters, in words the reference never uses, beside
+off-story articles of the same setting (the regional hospital, a measles outbreak in the capital,
+a cycling race): tests/data/stories/disaster-outbreak-articles.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sitegen import article_url, make_article, serve_articles
+
+STORY = "flood"
+DATA = Path(__file__).parent / "data" / "stories"
+REFERENCE = DATA / "disaster-reference.txt"
+WINDOW = ("2024-04-14", "2024-09-30")
+SUB_EVENT = [f"outbreak-{i}" for i in range(1, 6)]
+OFF_STORY = ["measles", "fair", "hospital"]
+CORE = ["disaster-0", "disaster-1"]        # plainly on the story: matched from the start
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (DATA / "disaster-outbreak-articles.jsonl").read_text("utf-8").splitlines()]
+    rows += [r for r in map(json.loads, (DATA / "disaster-articles.jsonl").read_text("utf-8").splitlines())
+             if r["id"] in CORE]
+    return rows
+
+
+def _site_articles() -> list[dict[str, str]]:
+    return [make_article(r["id"], title=r["title"], body=r["body"], published=r["published"], lang=r["lang"],
+                         summary=r["body"].split("\n\n")[0], path=f"/2024/{r['id']}",
+                         outlet="Valley News" if i % 2 else "Serin Post", feed="valley-news" if i % 2 else "serin-post")
+            for i, r in enumerate(_rows())]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A monitor folder (config, plugins/flood.toml, monitor.db) after one `run --once` over the site."""
+
+    folder: Path
+    urls: dict[str, str]          # article id -> its page's address
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
+    tmp = tmp_path_factory.mktemp("judgments")
+    articles = _site_articles()
+    with serve_articles(tmp, articles) as (site, feed_urls):
+        folder = tmp / "monitor"
+        folder.mkdir()
+        _write_config(folder, feed_urls)
+        monitor(folder, "stories", "add", STORY, "--reference", str(REFERENCE), "--start", WINDOW[0],
+                "--end", WINDOW[1], "--output", str(folder / "plugins"))
+        monitor(folder, "run", "--once")
+        yield Stored(folder, {a["id"]: article_url(site.base_url, a) for a in articles})
+
+
+@pytest.fixture
+def copy(stored: Stored, tmp_path: Path) -> Stored:
+    """The stored monitor, copied: a test may judge and backfill without touching the others."""
+    folder = tmp_path / "monitor"
+    shutil.copytree(stored.folder, folder)
+    return Stored(folder, stored.urls)
+
+
+def _write_config(folder: Path, feed_urls: list[str]) -> None:
+    feeds = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feed_urls)
+    (folder / "monitor.toml").write_text(
+        '[database]\nurl = "sqlite:///monitor.db"\n[fetch]\nallow_private_addresses = true\n'
+        f'[plugins]\npaths = ["plugins"]\n{feeds}[[stories]]\nid = "{STORY}"\n', encoding="utf-8")
+
+
+def monitor(folder: Path, *args: str, code: int = 0, user: str = "analyst-a") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", USER=user)
+    env.pop("MONITOR_CONFIG", None)
+    env.pop("MONITOR_API_TOKEN", None)
+    p = subprocess.run([sys.executable, "-m", "monitor", "--config", str(folder / "monitor.toml"), *args],
+                       capture_output=True, text=True, timeout=180, env=env, cwd=folder)
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == code, f"{args} -> {p.returncode}\n{p.stdout}\n{p.stderr[-3000:]}"
+    return p
+
+
+def report(folder: Path, *extra: str) -> dict[str, Any]:
+    out = monitor(folder, "report", "--format", "json", "--since", "2024-01-01", "--until", "2025-01-01", *extra)
+    return json.loads(out.stdout)
+
+
+def matched(folder: Path, urls: dict[str, str]) -> set[str]:
+    by_url = {url.rstrip("/"): name for name, url in urls.items()}
+    [story] = report(folder)["stories"]
+    return {by_url[m["canonical_url"]] for m in story["matches"]}
+
+
+# -- the judgment loop ------------------------------------------------------------------------
+
+def test_judging_two_articles_of_a_missed_sub_event_makes_the_story_catch_the_rest(copy: Stored) -> None:
+    folder, urls = copy.folder, copy.urls
+    # The derived story catches the flood itself but none of the outbreak in its shelters.
+    assert matched(folder, urls) == set(CORE)
+
+    out = monitor(folder, "judge", "--story", STORY, urls["outbreak-1"] + "?utm_source=digest#top", "on").stdout
+    assert f"judged on story {STORY} by analyst-a: {urls['outbreak-1'].rstrip('/')}\n" in out, out
+    assert f"follow the judgment {urls['outbreak-1'].rstrip('/')} is on" in out and "move the profile toward" in out, out
+    assert f"monitor stories backfill {STORY} --dry-run" in out, out
+    monitor(folder, "judge", "--story", STORY, urls["outbreak-2"], "on", "--author", "Bea Analyst")
+    monitor(folder, "judge", "--story", STORY, urls["hospital"], "off", "--note", "the hospital, not the flood")
+    # Judging records nothing but the judgments: the stored matches and the version stay.
+    assert matched(folder, urls) == set(CORE)
+    versions = monitor(folder, "stories", "show", STORY, "--versions").stdout
+    assert versions.count("\n  ") == 1, versions
+
+    dry = monitor(folder, "stories", "backfill", STORY, "--dry-run").stdout
+    assert "the next version would be" in dry and "would add 5 matches, would remove 0" in dry, dry
+    titles = {r["id"]: r["title"] for r in _rows()}
+    for name in SUB_EVENT:
+        assert titles[name] in dry, (name, dry)
+    assert "nothing was written" in dry
+    assert matched(folder, urls) == set(CORE)
+
+    applied = monitor(folder, "stories", "backfill", STORY).stdout
+    assert "added 5 matches, removed 0" in applied, applied
+    assert matched(folder, urls) == set(CORE) | set(SUB_EVENT)
+    versions = monitor(folder, "stories", "show", STORY, "--versions").stdout
+    assert "stories backfill; 3 new judgments" in versions, versions
+    # The judged articles decide themselves; the others are caught by the moved profile.
+    [story] = report(folder)["stories"]
+    evidence = {m["canonical_url"]: m["evidence"] for m in story["matches"]}
+    assert evidence[urls["outbreak-1"].rstrip("/")][0] == "judged on the story by an analyst"
+    assert not any(e.startswith("judged") for e in evidence[urls["outbreak-3"].rstrip("/")])
+    # A second backfill finds nothing new to do.
+    again = monitor(folder, "stories", "backfill", STORY, "--dry-run").stdout
+    assert "would add 0 matches, would remove 0" in again and "next version" not in again, again
+
+
+# -- monitor judge -----------------------------------------------------------------------------
+
+def test_judge_records_who_judged_and_waits_for_an_article_not_stored_yet(copy: Stored) -> None:
+    folder = copy.folder
+    out = monitor(folder, "judge", "--story", STORY, "HTTP://Example.ORG:80/later/?utm_medium=x", "off",
+                  user="ana").stdout
+    assert f"judged off story {STORY} by ana: http://example.org/later\n" in out, out
+    assert "no article is stored at this address yet: the judgment waits for it" in out, out
+    # The same article judged again: the later judgment replaces the earlier one.
+    out = monitor(folder, "judge", "--story", STORY, "http://example.org/later", "brief", "--author", "Bo",
+                  "--note", "a passing mention").stdout
+    assert f"judged brief story {STORY} by Bo: http://example.org/later\n" in out
+    assert "follow the judgment http://example.org/later is brief\n" in out, out
+    assert "move the profile" not in out, out       # a brief mention, no stored article: nothing moves it
+
+    from monitor.db.store import Store
+    from monitor.db.story_models import judgment_history
+
+    with Store.open(f"sqlite:///{folder / 'monitor.db'}") as store:
+        history = judgment_history(store, STORY)
+    assert [(j.url, j.label, j.author, j.note, j.in_force, j.stored) for j in history] == [
+        ("http://example.org/later", "brief", "Bo", "a passing mention", True, False),
+        ("http://example.org/later", "off", "ana", None, False, False)]
+
+
+def test_judge_refuses_what_it_cannot_record_with_exit_2(copy: Stored) -> None:
+    folder, url = copy.folder, copy.urls["outbreak-1"]
+    cases = [(("--story", "no-such-story", url, "on"), "no story 'no-such-story'; configured: flood"),
+             (("--story", STORY, "ftp://example.org/a", "on"), "is not an http(s) URL of an article"),
+             (("--story", STORY, url, "maybe"), "invalid choice: 'maybe'"),
+             (("--story", STORY, url, "on", "--author", "  "), "the author must be a name of 1 to 200 characters")]
+    for args, message in cases:
+        p = monitor(folder, "judge", *args, code=2)
+        assert message in p.stderr, (args, p.stderr)
+    help = monitor(folder, "judge", "--help").stdout
+    assert "default: the OS user, $USER" in help and "stories backfill ID --dry-run" in help
+    from monitor.db.store import Store
+    from monitor.db.story_models import judgment_history
+
+    with Store.open(f"sqlite:///{folder / 'monitor.db'}") as store:
+        assert judgment_history(store, STORY) == []
