@@ -66,17 +66,20 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
     pending_update: list[tuple[int, MatchResult]] = []
     pending_remove: list[int] = []
     pending_learn: list[tuple[int, Article, MatchResult]] = []
+    pending_decided: list[tuple[int, MatchResult | None]] = []   # every new verdict (None: not a candidate)
 
     def flush() -> None:
         nonlocal sightings
-        if dry_run or not (pending_add or pending_update or pending_remove):
+        if dry_run or not (pending_add or pending_update or pending_remove or pending_decided):
             return
         story_state.write_matches(store, story.id, add=pending_add, update_=pending_update, remove=pending_remove,
                                   at=at)
+        story_state.write_near_misses(store, story.id, pending_decided, at=at)
         story_state.forget_sightings(store, story.id, pending_remove)
         for article_id, article, result in pending_learn:
             sightings += story_state.record_learning(store, article_id, article, [result], [story], at=at)
         pending_add.clear(), pending_update.clear(), pending_remove.clear(), pending_learn.clear()
+        pending_decided.clear()
 
     for row in store.iter_articles(batch=batch):
         when = row.published or row.fetched_at
@@ -86,6 +89,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
         article = _article(row)
         result = next((r for r in matcher.match(article) if r.story_id == story.id), None)
         old = stored.get(row.id)
+        pending_decided.append((row.id, result))
         if result is not None and result.matched:
             pending_learn.append((row.id, article, result))
             if old is None:

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--story", metavar="ID", action="append", help="only this story (repeatable)")
     rep.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"))
     rep.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    rep.add_argument("--near-misses", action="store_true",
+                     help="add a \"why not\" section per story: the articles that scored close under its "
+                          "threshold and were not matched, with score, logit, evidence and the model version "
+                          "that decided (text, markdown, html, json: a `near_misses` list per story)")
 
     exp = cmd("export", "export stored data")
     exp_sub = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -348,10 +352,17 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         stories = [s for s in stories if s.id in args.story]
     if args.since and args.until and args.since >= args.until:
         raise ConfigError("--since must be earlier than --until")
+    if args.near_misses and args.format == "csv":
+        raise ConfigError("--near-misses goes with --format text, markdown, html or json (CSV lists matches only)")
+    near = None
     with _open_store(settings) as store:
         matches = store.matches([s.id for s in stories], args.since, args.until)
+        if args.near_misses:
+            from monitor.db.browse import near_misses
+
+            near, _ = near_misses(store, [s.id for s in stories], since=args.since, until=args.until)
     digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=args.since, until=args.until,
-                          generated_at=datetime.now(timezone.utc))
+                          generated_at=datetime.now(timezone.utc), near_misses=near)
     color = args.format == "text" and not args.output and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _write(render(digest, args.format, color=color), args.output)
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,17 +101,29 @@ def report(folder: Path, *extra: str) -> dict[str, Any]:
 
 
 def matched(folder: Path, urls: dict[str, str]) -> set[str]:
-    by_url = {url.rstrip("/"): name for name, url in urls.items()}
     [story] = report(folder)["stories"]
-    return {by_url[m["canonical_url"]] for m in story["matches"]}
+    return {_name(urls, m["canonical_url"]) for m in story["matches"]}
+
+
+def near_missed(folder: Path, urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+    [story] = report(folder, "--near-misses")["stories"]
+    return {_name(urls, n["canonical_url"]): n for n in story["near_misses"]}
+
+
+def _name(urls: dict[str, str], canonical_url: str) -> str:
+    return next(name for name, url in urls.items() if url.rstrip("/") == canonical_url)
 
 
 # -- the judgment loop ------------------------------------------------------------------------
 
 def test_judging_two_articles_of_a_missed_sub_event_makes_the_story_catch_the_rest(copy: Stored) -> None:
     folder, urls = copy.folder, copy.urls
-    # The derived story catches the flood itself but none of the outbreak in its shelters.
+    # The derived story catches the flood itself but none of the outbreak in its camps; the
+    # outbreak's articles came close: `report --near-misses` says why not.
     assert matched(folder, urls) == set(CORE)
+    before = near_missed(folder, urls)
+    assert set(SUB_EVENT) <= set(before), before
+    assert all(n["score"] < 0.5 and n["evidence"] for n in before.values())
 
     out = monitor(folder, "judge", "--story", STORY, urls["outbreak-1"] + "?utm_source=digest#top", "on").stdout
     assert f"judged on story {STORY} by analyst-a: {urls['outbreak-1'].rstrip('/')}\n" in out, out
@@ -133,6 +146,7 @@ def test_judging_two_articles_of_a_missed_sub_event_makes_the_story_catch_the_re
 
     applied = monitor(folder, "stories", "backfill", STORY).stdout
     assert "added 5 matches, removed 0" in applied, applied
+    version = re.search(r"new version ([0-9a-f]{16})", applied).group(1)
     assert matched(folder, urls) == set(CORE) | set(SUB_EVENT)
     versions = monitor(folder, "stories", "show", STORY, "--versions").stdout
     assert "stories backfill; 3 new judgments" in versions, versions
@@ -141,6 +155,11 @@ def test_judging_two_articles_of_a_missed_sub_event_makes_the_story_catch_the_re
     evidence = {m["canonical_url"]: m["evidence"] for m in story["matches"]}
     assert evidence[urls["outbreak-1"].rstrip("/")][0] == "judged on the story by an analyst"
     assert not any(e.startswith("judged") for e in evidence[urls["outbreak-3"].rstrip("/")])
+    # The near misses are the new version's: the sub-event is matched now, the hospital article
+    # judged off decides itself, and what still comes close was decided by the new version.
+    after = near_missed(folder, urls)
+    assert not (set(SUB_EVENT) | {"hospital"}) & set(after), after
+    assert all(n["model_version"] == version for n in after.values()), after
     # A second backfill finds nothing new to do.
     again = monitor(folder, "stories", "backfill", STORY, "--dry-run").stdout
     assert "would add 0 matches, would remove 0" in again and "next version" not in again, again
@@ -187,3 +206,34 @@ def test_judge_refuses_what_it_cannot_record_with_exit_2(copy: Stored) -> None:
 
     with Store.open(f"sqlite:///{folder / 'monitor.db'}") as store:
         assert judgment_history(store, STORY) == []
+
+
+# -- monitor report --near-misses ---------------------------------------------------------------
+
+def test_report_near_misses_in_every_format_keeps_the_report_as_it_was(stored: Stored) -> None:
+    folder, urls = stored.folder, stored.urls
+    plain, with_near = report(folder), report(folder, "--near-misses")
+    for document in (plain, with_near):
+        del document["generated_at"]
+    [story] = with_near["stories"]
+    near = story.pop("near_misses")
+    assert with_near == plain                  # every key of the report as it was, unchanged
+    closest = near[0]
+    assert set(closest) == {"url", "canonical_url", "title", "outlet", "published", "first_seen", "score", "logit",
+                            "evidence", "model_version", "decided_at"}
+    assert [n["logit"] for n in near] == sorted((n["logit"] for n in near), reverse=True)
+    assert all(-2.0 <= n["logit"] < 0.0 and len(n["model_version"]) == 16 for n in near), near
+    titles = {r["id"]: r["title"] for r in _rows()}
+    outbreak = next(n for n in near if n["canonical_url"] == urls["outbreak-4"].rstrip("/"))
+    assert outbreak["title"] == titles["outbreak-4"] and outbreak["url"] == urls["outbreak-4"]
+
+    text = monitor(folder, "report", "--near-misses", "--since", "2024-01-01").stdout
+    assert f"Why not: {len(near)} near misses" in text and titles["outbreak-4"] in text
+    assert f"logit {outbreak['logit']:+.2f}, model version {outbreak['model_version']}" in text
+    markdown = monitor(folder, "report", "--near-misses", "--format", "markdown").stdout
+    assert "### Why not: near misses" in markdown and "why not: published 2024-04-30" in markdown
+    html = monitor(folder, "report", "--near-misses", "--format", "html").stdout
+    assert '<section class="near-misses">' in html and html.count("Why not: published") == len(near)
+    assert "Why not" not in monitor(folder, "report").stdout
+    refused = monitor(folder, "report", "--near-misses", "--format", "csv", code=2)
+    assert "--near-misses goes with --format text, markdown, html or json" in refused.stderr
