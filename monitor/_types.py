@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Literal, Mapping, get_args
 
 
 # An analyst's label on an article for a story: on it, off it, or a brief (passing) mention.
-JUDGMENT_LABELS = ("on", "off", "brief")
+JudgmentLabel = Literal["on", "off", "brief"]
+JUDGMENT_LABELS: tuple[JudgmentLabel, ...] = get_args(JudgmentLabel)
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,8 +203,36 @@ class Judgment:
         return self.title is not None
 
 
+MAX_URL = 2000
 MAX_AUTHOR = 200
 MAX_NOTE = 2000
+
+
+def checked_url(url: str) -> str:
+    """`url` stripped; ValueError unless it is an http(s) address."""
+    from monitor.urls import is_http_url
+
+    if not is_http_url(url):
+        raise ValueError(f"{url[:200]!r} is not an http(s) URL of an article")
+    if len(url) > MAX_URL:
+        raise ValueError(f"the URL is longer than {MAX_URL} characters ({len(url)})")
+    return url.strip()
+
+
+def checked_author(author: str) -> str:
+    """`author` with its whitespace collapsed; ValueError when empty or too long."""
+    author = " ".join(author.split())
+    if not author or len(author) > MAX_AUTHOR:
+        raise ValueError(f"the author must be a name of 1 to {MAX_AUTHOR} characters")
+    return author
+
+
+def checked_note(note: str | None) -> str | None:
+    """`note` stripped (None when empty); ValueError when too long."""
+    note = note.strip() if note is not None else None
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValueError(f"the note is longer than {MAX_NOTE} characters ({len(note)})")
+    return note or None
 
 
 def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note: str | None = None,
@@ -214,28 +242,22 @@ def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note:
     and an article's address after redirects finds it too. An article not stored yet may be judged:
     the judgment waits for it. Raises ValueError, saying what is wrong, on a bad label, URL,
     author or note."""
-    from monitor.urls import canonicalize, is_http_url
+    from monitor.urls import canonicalize
 
     if label not in JUDGMENT_LABELS:
         raise ValueError(f"a judgment is one of {', '.join(JUDGMENT_LABELS)}, not {label!r}")
-    if not is_http_url(url):
-        raise ValueError(f"{url[:200]!r} is not an http(s) URL of an article")
-    author = " ".join(author.split())
-    if not author or len(author) > MAX_AUTHOR:
-        raise ValueError(f"the author must be a name of 1 to {MAX_AUTHOR} characters")
-    note = note.strip() if note is not None else None
-    if note is not None and len(note) > MAX_NOTE:
-        raise ValueError(f"the note is longer than {MAX_NOTE} characters ({len(note)})")
+    url, author, note = checked_url(url), checked_author(author), checked_note(note)
     canonical = canonicalize(url)
     at = at or datetime.now(UTC)
     with transaction(store.engine) as conn:
-        found = conn.execute(select(m.Article.url, m.Article.title)
-                             .where(or_(m.Article.url == canonical, m.Article.final_url.in_([url.strip(), canonical])))
-                             .order_by((m.Article.url != canonical), m.Article.id).limit(1)).first()
+        found = conn.execute(select(m.Article.url, m.Article.title).where(m.Article.url == canonical)).first()
+        if found is None:       # the address the reader saw, after redirects (not indexed: only then)
+            found = conn.execute(select(m.Article.url, m.Article.title)
+                                 .where(m.Article.final_url.in_([url, canonical])).order_by(m.Article.id).limit(1)).first()
         canonical, title = (found.url, found.title) if found is not None else (canonical, None)
         conn.execute(dialect_insert(store.engine)(m.Judgment).values(
-            story_id=story_id, url=canonical, label=label, note=note or None, author=author, created_at=at))
-    return Judgment(story_id, canonical, label, author, note or None, at, title)
+            story_id=story_id, url=canonical, label=label, note=note, author=author, created_at=at))
+    return Judgment(story_id, canonical, label, author, note, at, title)
 
 
 def judgment_history(store: Any, story_id: str) -> list[Judgment]:
