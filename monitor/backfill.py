@@ -86,7 +86,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
         if (since is not None and when < since) or (until is not None and when >= until):
             continue
         scanned += 1
-        article = _article(row)
+        article = row.article()
         result = next((r for r in matcher.match(article) if r.story_id == story.id), None)
         old = stored.get(row.id)
         pending_decided.append((row.id, result))
@@ -115,8 +115,3 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
                            updated=updated, added_samples=tuple(added_samples),
                            removed_samples=tuple(removed_samples), sightings=sightings)
 
-
-def _article(row: Any) -> Article:
-    return Article(url=row.url, final_url=row.final_url, feed_url=row.feed_url, title=row.title, body=row.body,
-                   fetched_at=row.fetched_at, published=row.published, author=row.author, outlet=row.outlet,
-                   lang=row.lang, summary=row.summary, source=row.source)

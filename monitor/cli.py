@@ -172,8 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_subparsers(dest="action", metavar="ACTION", required=True).add_parser(
         "list", help="name, version and origin of every rule")
 
-    ev = cmd("eval", "score the stories on a labelled corpus, offline (see LABELS.md format)")
-    ev.add_argument("--corpus", type=Path, required=True, metavar="FILE.jsonl")
+    ev = cmd("eval", "score a story on a labelled corpus (offline), or on its own judged articles",
+             epilog="--corpus FILE.jsonl: one article a line with title, body, summary, published, lang and\n"
+                    "label on/brief/off (see LABELS.md); prints precision, recall, F1, a threshold sweep and\n"
+                    "the reliability of the scores.\n\n"
+                    "--judgments: the stored articles analysts judged with `monitor judge`, scored with k-fold\n"
+                    "cross-validation (5 folds, fewer with fewer articles): each fold is scored by the story's\n"
+                    "profile moved by the other folds' judgments only, as a new version would move it; the\n"
+                    "story as defined is scored on the same articles beside it. Needs 5 judged articles.\n\n"
+                    "examples:\n  monitor eval --corpus dev.jsonl --story trump-kim-summit-2018\n"
+                    "  monitor eval --judgments --story harbour-strike")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", type=Path, metavar="FILE.jsonl", help="a labelled corpus (JSON lines)")
+    source.add_argument("--judgments", action="store_true",
+                        help="the story's own judged articles, stored in the database, with cross-validation")
     ev.add_argument("--story", metavar="ID", help="story to score (default: the first enabled one)")
 
     db = cmd("db", "database schema")
@@ -666,9 +678,29 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     if not stories:
         raise ConfigError("no enabled story to evaluate")
     story_id = args.story or stories[0].id
+    if args.judgments:
+        return _eval_judgments(settings, _story(settings, story_id))
     if not args.corpus.exists():
         raise ConfigError(f"corpus file not found: {args.corpus}")
     report = evaluate_corpus(args.corpus, stories, story_id)
+    print(report.format())
+    return 0
+
+
+def _eval_judgments(settings: Settings, story: Any) -> int:
+    from dataclasses import replace
+
+    from monitor.db.story_models import current_stories, judged_articles
+    from monitor.matching.crossval import TooFewJudgments, cross_validate
+
+    with _open_store(settings) as store:
+        # The current version's learned names, the profile as defined: the folds move it themselves.
+        [current] = current_stories(store, [story], record=False)
+        judged = judged_articles(store, story.id)
+    try:
+        report = cross_validate(replace(current, terms=story.terms), judged)
+    except TooFewJudgments as e:
+        raise MonitorError(str(e)) from None
     print(report.format())
     return 0
 

@@ -237,3 +237,32 @@ def test_report_near_misses_in_every_format_keeps_the_report_as_it_was(stored: S
     assert "Why not" not in monitor(folder, "report").stdout
     refused = monitor(folder, "report", "--near-misses", "--format", "csv", code=2)
     assert "--near-misses goes with --format text, markdown, html or json" in refused.stderr
+
+
+# -- monitor eval --judgments ---------------------------------------------------------------------
+
+def test_eval_scores_the_story_on_its_judged_articles_with_cross_validation(copy: Stored) -> None:
+    folder, urls = copy.folder, copy.urls
+    for name in ("outbreak-1", "outbreak-2", "hospital"):
+        monitor(folder, "judge", "--story", STORY, urls[name], "on" if name != "hospital" else "off")
+    monitor(folder, "judge", "--story", STORY, "https://elsewhere.example/not-stored", "on")
+    few = monitor(folder, "eval", "--judgments", "--story", STORY, code=1)
+    assert (f"story {STORY}: 3 judged articles stored (2 on, 1 off); scoring it on its judgments needs at least 5"
+            in few.stderr), few.stderr
+
+    for name in [*SUB_EVENT[2:], "disaster-0"]:
+        monitor(folder, "judge", "--story", STORY, urls[name], "on")
+    for name in ("measles", "fair"):
+        monitor(folder, "judge", "--story", STORY, urls[name], "off")
+    monitor(folder, "judge", "--story", STORY, urls["disaster-1"], "brief")
+    out = monitor(folder, "eval", "--judgments", "--story", STORY).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"story {STORY}: 9 judged articles (6 on, 3 off; 1 brief, not scored), 5-fold cross-validation"
+    scores = {label: dict(zip(("precision", "recall", "F1"), map(float, re.findall(r"(?:precision|recall|F1) ([0-9.]+)", line))))
+              for label, line in (("judged", lines[1]), ("defined", lines[2]))}
+    # As defined, the story caught what the pass stored: of the judged articles, disaster-0 alone.
+    assert "(1 caught, 5 missed, 0 false alarms, 3 rightly left out)" in lines[2], out
+    # Learning from the other folds' judgments, it catches the outbreak it never saw judged.
+    assert scores["judged"]["recall"] > scores["defined"]["recall"] and scores["judged"]["precision"] == 1.0, out
+    assert "--judgments" in monitor(folder, "eval", "--help").stdout
+    assert "one of the arguments --corpus --judgments is required" in monitor(folder, "eval", code=2).stderr

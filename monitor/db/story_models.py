@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from monitor._types import JUDGMENT_LABELS
+from monitor._types import JUDGMENT_LABELS, Article
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
 from monitor.matching.base import Story
@@ -36,7 +36,8 @@ from monitor.matching.feedback import ArticleText, moved_profile
 from monitor.matching.matcher import Matcher
 
 __all__ = ["JUDGMENT_LABELS", "StoryVersion", "definition_hash", "model_hash", "current_stories", "current_if_stored",
-           "build_matcher", "rebuild", "versions", "Judgment", "judge", "judgments", "judgment_history", "judged_texts"]
+           "build_matcher", "rebuild", "versions", "Judgment", "judge", "judgments", "judgment_history", "judged_texts",
+           "judged_articles"]
 
 # A learned name must be about the story, not its setting: among the stored articles of the
 # story's window that it does not match, a name may appear at most this share as often as among
@@ -258,6 +259,13 @@ def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note:
         conn.execute(dialect_insert(store.engine)(m.Judgment).values(
             story_id=story_id, url=canonical, label=label, note=note, author=author, created_at=at))
     return Judgment(story_id, canonical, label, author, note, at, title)
+
+
+def judged_articles(store: Any, story_id: str) -> list[tuple[Article, str]]:
+    """The stored articles judged on `story_id`, each with the judgment in force; judgments whose
+    article is not stored yet are left out."""
+    labels = {url: label for url, (label, *_rest) in judgments(store, story_id).items()}
+    return [(row.article(), labels[row.url]) for row in store.articles_at(labels)]
 
 
 def judgment_history(store: Any, story_id: str) -> list[Judgment]:
