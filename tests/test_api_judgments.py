@@ -42,9 +42,9 @@ def open_api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mon
 
 
 @pytest.fixture
-def guarded_api(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MonitorService, httpx.Client]]:
+def guarded_api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MonitorService, httpx.Client]]:
     monkeypatch.setenv(API_TOKEN_ENV, TOKEN)
-    with MonitorService(_settings(sqlite_url)) as svc, serving(create_app(svc)) as base_url, \
+    with MonitorService(_settings(db_url)) as svc, serving(create_app(svc)) as base_url, \
             httpx.Client(base_url=base_url, timeout=30) as client:
         _fill(svc)
         yield svc, client
