@@ -57,16 +57,20 @@ class Stored:
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
-    tmp = tmp_path_factory.mktemp("judgments")
+    yield _store_the_site(tmp_path_factory.mktemp("judgments"), "sqlite:///monitor.db")
+
+
+def _store_the_site(tmp: Path, database_url: str) -> Stored:
+    """Derive the story, serve the site and store it with one `monitor run --once`."""
     articles = _site_articles()
     with serve_articles(tmp, articles) as (site, feed_urls):
         folder = tmp / "monitor"
         folder.mkdir()
-        _write_config(folder, feed_urls)
+        _write_config(folder, feed_urls, database_url)
         monitor(folder, "stories", "add", STORY, "--reference", str(REFERENCE), "--start", WINDOW[0],
                 "--end", WINDOW[1], "--output", str(folder / "plugins"))
         monitor(folder, "run", "--once")
-        yield Stored(folder, {a["id"]: article_url(site.base_url, a) for a in articles})
+        return Stored(folder, {a["id"]: article_url(site.base_url, a) for a in articles})
 
 
 @pytest.fixture
@@ -77,10 +81,10 @@ def copy(stored: Stored, tmp_path: Path) -> Stored:
     return Stored(folder, stored.urls)
 
 
-def _write_config(folder: Path, feed_urls: list[str]) -> None:
+def _write_config(folder: Path, feed_urls: list[str], database_url: str) -> None:
     feeds = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feed_urls)
     (folder / "monitor.toml").write_text(
-        '[database]\nurl = "sqlite:///monitor.db"\n[fetch]\nallow_private_addresses = true\n'
+        f'[database]\nurl = "{database_url}"\n[fetch]\nallow_private_addresses = true\n'
         f'[plugins]\npaths = ["plugins"]\n{feeds}[[stories]]\nid = "{STORY}"\n', encoding="utf-8")
 
 
@@ -117,7 +121,16 @@ def _name(urls: dict[str, str], canonical_url: str) -> str:
 # -- the judgment loop ------------------------------------------------------------------------
 
 def test_judging_two_articles_of_a_missed_sub_event_makes_the_story_catch_the_rest(copy: Stored) -> None:
-    folder, urls = copy.folder, copy.urls
+    _the_judgment_loop(copy.folder, copy.urls)
+
+
+@pytest.mark.postgres
+def test_the_judgment_loop_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
+    stored = _store_the_site(tmp_path, pg_schema_url)
+    _the_judgment_loop(stored.folder, stored.urls)
+
+
+def _the_judgment_loop(folder: Path, urls: dict[str, str]) -> None:
     # The derived story catches the flood itself but none of the outbreak in its camps; the
     # outbreak's articles came close: `report --near-misses` says why not.
     assert matched(folder, urls) == set(CORE)
