@@ -548,7 +548,10 @@ def cmd_judge(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.db.story_models import current_stories, judge, rebuild
 
     story = _story(settings, args.story)
-    author = args.author if args.author is not None else (os.environ.get("USER") or getpass.getuser())
+    try:
+        author = args.author if args.author is not None else (os.environ.get("USER") or getpass.getuser())
+    except (OSError, KeyError):
+        raise ConfigError("who is judging? $USER is not set: give --author NAME") from None
     with _open_store(settings) as store:
         try:
             judged = judge(store, story.id, args.url, args.label, author=author, note=args.note)

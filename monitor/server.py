@@ -545,7 +545,7 @@ def _near_miss_out(row: Any) -> NearMissOut:
 
 
 def _judgment_out(judgment: story_models.Judgment) -> JudgmentOut:
-    return JudgmentOut(story_id=judgment.story_id, url=judgment.url, label=judgment.label,  # type: ignore[arg-type]
+    return JudgmentOut(story_id=judgment.story_id, url=judgment.url, label=judgment.label,
                        author=judgment.author, note=judgment.note, created_at=judgment.created_at,
                        in_force=judgment.in_force, article_stored=judgment.stored, title=judgment.title)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from monitor._types import JUDGMENT_LABELS, Article
+from monitor._types import JUDGMENT_LABELS, Article, JudgmentLabel
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
 from monitor.matching.base import Story
@@ -192,7 +192,7 @@ class Judgment:
 
     story_id: str
     url: str                      # canonical, as the article is (or will be) stored
-    label: str                    # on, off, brief
+    label: JudgmentLabel
     author: str
     note: str | None
     created_at: datetime
@@ -207,6 +207,14 @@ class Judgment:
 MAX_URL = 2000
 MAX_AUTHOR = 200
 MAX_NOTE = 2000
+
+
+def checked_label(label: str) -> JudgmentLabel:
+    """`label` as a judgment's label; ValueError unless it is one."""
+    for known in JUDGMENT_LABELS:
+        if label == known:
+            return known
+    raise ValueError(f"a judgment is one of {', '.join(JUDGMENT_LABELS)}, not {label!r}")
 
 
 def checked_url(url: str) -> str:
@@ -245,8 +253,7 @@ def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note:
     author or note."""
     from monitor.urls import canonicalize
 
-    if label not in JUDGMENT_LABELS:
-        raise ValueError(f"a judgment is one of {', '.join(JUDGMENT_LABELS)}, not {label!r}")
+    label = checked_label(label)
     url, author, note = checked_url(url), checked_author(author), checked_note(note)
     canonical = canonicalize(url)
     at = at or datetime.now(UTC)
@@ -278,7 +285,8 @@ def judgment_history(store: Any, story_id: str) -> list[Judgment]:
     history = []
     with transaction(store.engine) as conn:
         for url, label, author, note, when, title in conn.execute(stmt):
-            history.append(Judgment(story_id, url, label, author, note, when, title, in_force=url not in seen))
+            history.append(Judgment(story_id, url, checked_label(label), author, note, when, title,
+                                    in_force=url not in seen))
             seen.add(url)
     return history
 

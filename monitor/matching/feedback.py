@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from monitor.matching.profile import tfidf_vector
@@ -30,12 +29,12 @@ def moved_profile(terms: Mapping[str, float], on: Sequence[ArticleText],
     judged off, heaviest = 1; None when nothing moves it (no terms, no judged article)."""
     if not terms or not (on or off):
         return None
-    moved: Counter[str] = Counter(_unit(terms))
+    moved = _unit(terms)
     for group, share in ((on, TOWARD_ON), (off, -AWAY_FROM_OFF)):
         vectors = [_unit(tfidf_vector(tokenize(t) * 2 + tokenize(s or "") + tokenize(b))) for t, s, b in group]
         for vector in vectors:
             for term, weight in vector.items():
-                moved[term] += share * weight / len(vectors)
+                moved[term] = moved.get(term, 0.0) + share * weight / len(vectors)
     heaviest = max(moved.values(), default=0.0)
     if heaviest <= 0.0:
         return None
