@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +279,36 @@ def test_eval_scores_the_story_on_its_judged_articles_with_cross_validation(copy
     assert scores["judged"]["recall"] > scores["defined"]["recall"] and scores["judged"]["precision"] == 1.0, out
     assert "--judgments" in monitor(folder, "eval", "--help").stdout
     assert "one of the arguments --corpus --judgments is required" in monitor(folder, "eval", code=2).stderr
+
+
+def test_cross_validation_never_scores_an_article_with_its_own_judgment() -> None:
+    from datetime import datetime, timezone
+
+    from monitor._types import Article
+    from monitor.matching.authoring import new_story, read_article
+    from monitor.matching.crossval import TooFewJudgments, cross_validate
+    from monitor.matching.loader import parse_story
+
+    start, end = (datetime.fromisoformat(d).replace(tzinfo=timezone.utc) for d in WINDOW)
+    table, _ = new_story(STORY, read_article(str(REFERENCE), None), start=start, end=end)
+    when = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    # Five articles judged on that share nothing with the story nor with each other but the two
+    # anchor words that make the matcher score them (Brekka, town).
+    topics = ["Chess grandmaster wins the rapid championship in a tiebreak",
+              "Bakery chain recalls sourdough loaves over a labelling error",
+              "Astronomers find a comet brighter than expected this spring",
+              "Tennis club repaints its courts before the junior open",
+              "Poets gather for a week of readings in an old library"]
+    unrelated = [Article(url=f"https://x.example/{i}", final_url=f"https://x.example/{i}", feed_url="", title=t,
+                         body=f"{t}, in the town of Brekka.", fetched_at=when, published=when, lang="en") for i, t in enumerate(topics)]
+    # The story given already follows these judgments (as the current version would): the folds
+    # must not, or every held-out article would decide itself.
+    story = replace(parse_story(table, origin="test"), judged={a.url: "on" for a in unrelated})
+    from monitor.matching.matcher import Matcher
+
+    assert all(Matcher([story]).match(a) for a in unrelated)      # scored, not skipped by the prefilter
+    report = cross_validate(story, [(a, "on") for a in unrelated])
+    assert report.folds == 5 and report.on == 5 and report.judged.true_positives == 0, report.format()
+    assert report.judged.recall == 0.0 and report.as_defined.recall == 0.0
+    with pytest.raises(TooFewJudgments, match="4 judged articles stored"):
+        cross_validate(story, [(a, "on") for a in unrelated[:4]] + [(unrelated[4], "brief")])
