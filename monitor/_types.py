@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Literal, Mapping, get_args
+
+
+# An analyst's label on an article for a story: on it, off it, or a brief (passing) mention.
+JudgmentLabel = Literal["on", "off", "brief"]
+JUDGMENT_LABELS: tuple[JudgmentLabel, ...] = get_args(JudgmentLabel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,4 +160,28 @@ class StoredMatch:
     @property
     def when(self) -> datetime:
         """The time the digest files the match under: published, else first seen."""
+        return self.published or self.fetched_at
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNearMiss:
+    """A decision that fell just short of a story's threshold, joined with its article: the "why not"."""
+
+    story_id: str
+    score: float
+    logit: float
+    evidence: tuple[str, ...]
+    model_version: str            # the story model version that decided
+    decided_at: datetime
+    article_id: int
+    url: str                      # the article's own address (after redirects)
+    canonical_url: str
+    title: str
+    outlet: str | None
+    published: datetime | None
+    fetched_at: datetime          # first seen
+
+    @property
+    def when(self) -> datetime:
+        """The time it is filed under, as matches are: published, else first seen."""
         return self.published or self.fetched_at

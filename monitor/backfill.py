@@ -68,26 +68,30 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
     pending_update: list[tuple[int, MatchResult]] = []
     pending_remove: list[int] = []
     pending_learn: list[tuple[int, Article, MatchResult]] = []
+    pending_decided: list[tuple[int, MatchResult | None]] = []   # every new verdict (None: not a candidate)
 
     def flush() -> None:
         nonlocal sightings
-        if dry_run or not (pending_add or pending_update or pending_remove):
+        if dry_run or not (pending_add or pending_update or pending_remove or pending_decided):
             return
         story_state.write_matches(store, story.id, add=pending_add, update_=pending_update, remove=pending_remove,
                                   at=at)
+        story_state.write_near_misses(store, story.id, pending_decided, at=at)
         story_state.forget_sightings(store, story.id, pending_remove)
         for article_id, article, result in pending_learn:
             sightings += story_state.record_learning(store, article_id, article, [result], [story], at=at)
         pending_add.clear(), pending_update.clear(), pending_remove.clear(), pending_learn.clear()
+        pending_decided.clear()
 
     for row in store.iter_articles(batch=batch):
         when = row.published or row.fetched_at
         if (since is not None and when < since) or (until is not None and when >= until):
             continue
         scanned += 1
-        article = _article(row)
+        article = row.article()
         result = next((r for r in matcher.match(article) if r.story_id == story.id), None)
         old = stored.get(row.id)
+        pending_decided.append((row.id, result))
         if result is not None and result.matched:
             pending_learn.append((row.id, article, result))
             if old is None:
@@ -113,8 +117,3 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
                            updated=updated, added_samples=tuple(added_samples),
                            removed_samples=tuple(removed_samples), sightings=sightings)
 
-
-def _article(row: Any) -> Article:
-    return Article(url=row.url, final_url=row.final_url, feed_url=row.feed_url, title=row.title, body=row.body,
-                   fetched_at=row.fetched_at, published=row.published, author=row.author, outlet=row.outlet,
-                   lang=row.lang, summary=row.summary, source=row.source)

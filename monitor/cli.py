@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from monitor import __version__
+from monitor._types import JUDGMENT_LABELS
 from monitor.config import (DEFAULT_CONFIG_NAME, Settings, check_database, configured_stories, describe_keys,
                             find_config, load_settings, parse_duration, with_database)
 from monitor.exceptions import ConfigError, MonitorError
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="digest format: text (default, for a terminal), markdown, html (one self-contained page), json "
                           "(docs: README, `report --format json`) or csv (one match a row)")
     rep.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    rep.add_argument("--near-misses", action="store_true",
+                     help="add a \"why not\" section per story: the articles that scored close under its "
+                          "threshold and were not matched, with score, logit, evidence and the model version "
+                          "that decided (text, markdown, html, json: a `near_misses` list per story)")
 
     exp = cmd("export", "export stored data")
     exp_sub = exp.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -170,17 +175,45 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--keep-version", action="store_true", help="re-score with the story's current version instead "
                     "of making the next one (with --dry-run: check that stored decisions are what it decides)")
 
+    jd = cmd("judge", "label an article on or off a story: the story learns from it in its next version",
+             epilog="The label is stored with when and by whom. It takes effect with the story's next version:\n"
+                    "the judged article then decides itself, and the story's profile moves toward the articles\n"
+                    "judged on and away from those judged off. See what that version changes with\n"
+                    "  monitor stories backfill ID --dry-run\nand apply it with\n  monitor stories backfill ID\n"
+                    "A later judgment of the same article replaces the earlier one. An article not stored yet\n"
+                    "may be judged: the judgment waits until a pass stores it.\n\nexamples:\n"
+                    "  monitor judge --story harbour-strike https://example.org/news/dockers-vote on\n"
+                    "  monitor judge --story harbour-strike https://example.org/sport/cup-final off "
+                    "--note 'a football strike'")
+    jd.add_argument("--story", required=True, metavar="ID", help="the story judged (see `monitor stories list`)")
+    jd.add_argument("url", metavar="URL", help="the article's address: canonicalised as articles are stored "
+                    "(tracking parameters, fragment dropped); its address after redirects works too")
+    jd.add_argument("label", choices=JUDGMENT_LABELS, metavar="on|off|brief",
+                    help="on: the article covers the story; off: it does not; brief: it mentions the story "
+                         "in passing (not a match, and it does not move the profile)")
+    jd.add_argument("--note", metavar="TEXT", help="why, for whoever reviews the story's decisions later")
+    jd.add_argument("--author", metavar="NAME", help="who judges (default: the OS user, $USER)")
+
     rules = cmd("rules", "the rule plugins available")
     _sub(rules.add_subparsers(dest="action", metavar="ACTION", required=True),
          "list", help="every rule a story can use: name, version and where it comes from (built in or a plugin)")
 
-    ev = cmd("eval", "score a story on a labelled corpus, offline: precision, recall, F1, C_norm",
-             epilog="The corpus is JSON lines, one article a line with at least `id` and `label` (on, brief\n"
-                    "or off); docs/eval-corpus.md describes every key. A bad row is refused with its line\n"
-                    "number before anything is scored.\n\nexample:\n"
-                    "  monitor eval --corpus labelled.jsonl --story trump-kim-summit-2018")
-    ev.add_argument("--corpus", type=Path, required=True, metavar="FILE.jsonl",
-                    help="the labelled articles (format: docs/eval-corpus.md)")
+    ev = cmd("eval", "score a story on a labelled corpus (offline), or on its own judged articles",
+             epilog="--corpus FILE.jsonl: one article a line with at least `id` and `label` (on, brief or off);\n"
+                    "docs/eval-corpus.md describes every key. A bad row is refused with its line number before\n"
+                    "anything is scored. Prints precision, recall, F1, a threshold sweep and the reliability of\n"
+                    "the scores.\n\n"
+                    "--judgments: the stored articles analysts judged with `monitor judge`, scored with k-fold\n"
+                    "cross-validation (5 folds, fewer with fewer articles): each fold is scored by the story's\n"
+                    "profile moved by the other folds' judgments only, as a new version would move it; the\n"
+                    "story as defined is scored on the same articles beside it. Needs 5 judged articles.\n\n"
+                    "examples:\n  monitor eval --corpus labelled.jsonl --story trump-kim-summit-2018\n"
+                    "  monitor eval --judgments --story harbour-strike")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", type=Path, metavar="FILE.jsonl",
+                        help="the labelled articles (format: docs/eval-corpus.md)")
+    source.add_argument("--judgments", action="store_true",
+                        help="the story's own judged articles, stored in the database, with cross-validation")
     ev.add_argument("--story", metavar="ID", help="story to score (default: the first enabled one)")
 
     db = cmd("db", "database schema")
@@ -381,6 +414,21 @@ def _open_store(settings: Settings, *, create: bool = True) -> Iterator[Any]:
         store.close()
 
 
+def _story(settings: Settings, story_id: str) -> Any:
+    """The story `story_id` as configured, or a plugin story not enabled in the config yet (e.g.
+    just added); ConfigError (exit 2) naming the known ones when there is none."""
+    stories = configured_stories(settings)
+    story = next((s for s in stories if s.id == story_id), None)
+    if story is None:
+        from monitor.matching import load_stories
+        from monitor.matching.loader import discover
+
+        if story_id not in discover(settings.plugin_dirs).stories:
+            raise ConfigError(f"no story {story_id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
+        [story] = load_stories([{"id": story_id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    return story
+
+
 def _write(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
@@ -428,10 +476,17 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         stories = [s for s in stories if s.id in args.story]
     if args.since and args.until and args.since >= args.until:
         raise ConfigError("--since must be earlier than --until")
+    if args.near_misses and args.format == "csv":
+        raise ConfigError("--near-misses goes with --format text, markdown, html or json (CSV lists matches only)")
+    near = None
     with _open_store(settings) as store:
         matches = store.matches([s.id for s in stories], args.since, args.until)
+        if args.near_misses:
+            from monitor.db.browse import near_misses
+
+            near, _ = near_misses(store, [s.id for s in stories], since=args.since, until=args.until)
     digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=args.since, until=args.until,
-                          generated_at=datetime.now(timezone.utc))
+                          generated_at=datetime.now(timezone.utc), near_misses=near)
     color = args.format == "text" and not args.output and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _write(render(digest, args.format, color=color), args.output)
     return 0
@@ -542,21 +597,14 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "add":
         return _story_add(settings, args)
-    stories = configured_stories(settings)
     if args.action == "list":
+        stories = configured_stories(settings)
         if not stories:
             print("no stories configured: add [[stories]] tables to the config (see config.example.toml)")
         for s in stories:
             print(f"{s.id}{'' if s.enabled else ' (disabled)'}\n    {s.title}\n    window {_window(s)}")
         return 0
-    story = next((s for s in stories if s.id == args.id), None)
-    if story is None:   # a plugin story not enabled in the config yet (e.g. just added)
-        from monitor.matching import load_stories
-        from monitor.matching.loader import discover
-
-        if args.id not in discover(settings.plugin_dirs).stories:
-            raise ConfigError(f"no story {args.id!r}; configured: {', '.join(s.id for s in stories) or 'none'}")
-        [story] = load_stories([{"id": args.id}], plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
+    story = _story(settings, args.id)
     if args.action == "show":
         if getattr(args, "versions", False):
             return _story_versions(settings, story)
@@ -571,7 +619,7 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
             print(f"story {story.id}: version {rebuilt.version} is current; nothing new was learned or judged")
         else:
             print(f"story {story.id}: {'would make' if args.dry_run else 'made'} version {rebuilt.version} "
-                  f"({len(rebuilt.learned)} learned names, {len(rebuilt.judged)} judgments)"
+                  f"({plural(len(rebuilt.learned), 'learned name')}, {plural(len(rebuilt.judged), 'judgment')})"
                   f"{'; nothing written (dry run)' if args.dry_run else ''}")
         return 0
     if args.action == "test":
@@ -612,6 +660,61 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written; run again without --dry-run to apply")
     return 0
+
+
+def cmd_judge(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitor.db.story_models import current_stories, judge, rebuild
+
+    story = _story(settings, args.story)
+    try:
+        author = args.author if args.author is not None else (os.environ.get("USER") or getpass.getuser())
+    except (OSError, KeyError):
+        raise ConfigError("who is judging? $USER is not set: give --author NAME") from None
+    with _open_store(settings) as store:
+        try:
+            judged = judge(store, story.id, args.url, args.label, author=author, note=args.note)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        [current] = current_stories(store, [story])
+        upcoming, changed = rebuild(store, story, dry_run=True)
+    print(f"judged {args.label} story {story.id} by {judged.author}: {judged.url}")
+    if judged.stored:
+        print(f"  article: {judged.title or '(no title)'}")
+    else:
+        print("  no article is stored at this address yet: the judgment waits for it (from the story's next\n"
+              "  version on, it decides the article when a pass stores it)")
+    if not changed:
+        print(f"story {story.id}: version {current.version} already follows this judgment; nothing to apply")
+        return 0
+    print(f"the story's next version ({upcoming.version}, now {current.version}) would:")
+    for line in _version_changes(current, upcoming):
+        print(f"  {line}")
+    print(f"see which stored matches it changes:  monitor stories backfill {story.id} --dry-run\n"
+          f"then apply it:                       monitor stories backfill {story.id}")
+    return 0
+
+
+def _version_changes(current: Any, upcoming: Any) -> list[str]:
+    """What `upcoming` (a story as its next version decides) changes from `current`, in words."""
+    lines = []
+    for url in sorted(set(current.judged) | set(upcoming.judged)):
+        before, after = current.judged.get(url), upcoming.judged.get(url)
+        if before != after:
+            lines.append(f"follow the judgment {url} is {after or 'unjudged'}" + (f" (was {before})" if before else ""))
+    on = sum(label == "on" for label in upcoming.judged.values())
+    off = sum(label == "off" for label in upcoming.judged.values())
+    if upcoming.terms != current.terms:
+        lines.append(f"move the profile toward the stored articles judged on ({on} judged) and away from "
+                     f"those judged off ({off} judged)" if upcoming.terms else "restore the reference profile")
+    elif not upcoming.terms:
+        lines.append("leave the profile as it is (the story has no reference terms); judged articles decide themselves")
+    gained = [n for n in upcoming.learned if n not in current.learned]
+    lost = [n for n in current.learned if n not in upcoming.learned]
+    if gained or lost:
+        lines.append("learn names " + ", ".join([*(f"+{n}" for n in gained), *(f"-{n}" for n in lost)]))
+    return lines
 
 
 def _story_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -700,6 +803,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     if not stories:
         raise ConfigError("no enabled story to evaluate")
     story_id = args.story or stories[0].id
+    if args.judgments:
+        return _eval_judgments(settings, _story(settings, story_id))
     if story_id not in {s.id for s in stories}:
         raise ConfigError(f"no enabled story {story_id!r}; enabled: {', '.join(sorted(s.id for s in stories))}")
     rows = read_corpus(args.corpus)     # every row checked first: a bad one is named by its line
@@ -710,6 +815,24 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     with StatusLine() as status:
         status(f"scoring {story_id} on {plural(len(rows), 'article')} of {args.corpus}")
         report = evaluate_corpus(args.corpus, stories, story_id)
+    print(report.format())
+    return 0
+
+
+def _eval_judgments(settings: Settings, story: Any) -> int:
+    from dataclasses import replace
+
+    from monitor.db.story_models import current_stories, judged_articles
+    from monitor.matching.crossval import TooFewJudgments, cross_validate
+
+    with _open_store(settings) as store:
+        # The current version's learned names, the profile as defined: the folds move it themselves.
+        [current] = current_stories(store, [story], record=False)
+        judged = judged_articles(store, story.id)
+    try:
+        report = cross_validate(replace(current, terms=story.terms), judged)
+    except TooFewJudgments as e:
+        raise MonitorError(str(e)) from None
     print(report.format())
     return 0
 
@@ -847,6 +970,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "run": cmd_run, "report": cmd_report, "export": cmd_export, "feeds": cmd_feeds, "stories": cmd_stories,
-    "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo, "serve": cmd_serve,
-    "reader-sync": cmd_reader_sync, "ingest": cmd_ingest,
+    "judge": cmd_judge, "rules": cmd_rules, "eval": cmd_eval, "db": cmd_db, "config": cmd_config, "demo": cmd_demo,
+    "serve": cmd_serve, "reader-sync": cmd_reader_sync, "ingest": cmd_ingest,
 }

@@ -170,7 +170,8 @@ class ServeSettings:
     max_body_bytes: int = _key(5 * 1024 * 1024, "Largest webhook request body accepted, in bytes.")
     api_token: str | None = _key(None, "When set, every /api request must send `Authorization: Bearer "
                                  f"TOKEN`; ${API_TOKEN_ENV}, when set, takes precedence. Unset: the read "
-                                 "API is open to whoever can reach the server.")
+                                 "API is open to whoever can reach the server, and writes (judgments) "
+                                 "are refused.")
 
     @property
     def webhook_secret(self) -> str | None:

@@ -6,11 +6,15 @@
     GET  /api/stories[/{id}]    the stories tracked, with their match counts
     GET  /api/matches           stored matches, filtered and paged
     GET  /api/digest            the digest, in any of the report formats
+    GET  /api/stories/{id}/near-misses   the articles that came close and did not match ("why not")
+    GET  /api/stories/{id}/judgments     the analysts' judgments on a story, newest first
+    POST /api/stories/{id}/judgments     judge an article on or off a story (needs the API token)
     GET  /, /docs, /redoc       a front page and the API's documentation, all served from here
 
 Every answer other than the digest is JSON, described precisely at /openapi.json (and /docs);
-errors are {"detail": "..."}, plus "errors": [{"loc", "msg"}, ...] when parameters are invalid
-(422). Webhook refusals: 503 while no secret is configured, 401 unsigned,
+errors are {"detail": "..."}, plus "errors": [{"loc", "msg"}, ...] when parameters or the body are
+invalid (422). Reads are open unless an API token is set; writes always need it (403 while none
+is set). Webhook refusals: 503 while no secret is configured, 401 unsigned,
 403 a signature that does not match, 413 a body over serve.max_body_bytes, 400 not JSON, 422
 not a Miniflux event; events other than new_entries are answered 202 and ignored.
 """
@@ -25,16 +29,17 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic.json_schema import models_json_schema
 
 from monitor import __version__
+from monitor._types import JudgmentLabel
 from monitor.config import API_TOKEN_ENV, MINIFLUX_SECRET_ENV, Settings
-from monitor.db import browse, inbox
+from monitor.db import browse, inbox, story_models
 from monitor.db.migrate import schema_status
 from monitor.exceptions import StorageError
 from monitor.integrations import miniflux
@@ -50,6 +55,7 @@ log = logging.getLogger("monitor.server")
 
 WEBHOOK_PATH = "/webhooks/miniflux"
 MAX_OFFSET = 1_000_000_000
+API_AUTHOR = "api"          # the author of a judgment posted without one
 _MEDIA_TYPES = {"json": "application/json", "markdown": "text/markdown; charset=utf-8",
                 "html": "text/html; charset=utf-8", "text": "text/plain; charset=utf-8",
                 "csv": "text/csv; charset=utf-8"}
@@ -129,6 +135,64 @@ class MatchPage(BaseModel):
     limit: int
     offset: int
     next: str | None = Field(description="The next page's path and query; null on the last page.")
+
+
+class NearMissOut(BaseModel):
+    story_id: str
+    article_id: int
+    score: float = Field(ge=0, le=1, description="The calibrated score, under the story's threshold.")
+    logit: float = Field(description="The score's logit: within a small margin under the threshold's.")
+    evidence: list[str] = Field(description="What the rules found, in words: why it came close, and why not closer.")
+    model_version: str = Field(description="The story model version that decided (`monitor stories show ID --versions`).")
+    decided_at: datetime
+    title: str
+    url: str = Field(description="The article's own address.")
+    canonical_url: str
+    outlet: str | None
+    published: datetime | None
+    first_seen: datetime
+    filed_at: datetime = Field(description="The time it is filed under: published, else first seen.")
+
+
+class NearMissPage(BaseModel):
+    items: list[NearMissOut] = Field(description="Closest to the threshold first.")
+    total: int = Field(ge=0, description="Near misses the filters select, over all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(description="The next page's path and query; null on the last page.")
+
+
+def _checked(check: Any) -> Any:
+    """A pydantic validator from one of story_models' checks (the CLI uses the same ones)."""
+    return AfterValidator(lambda value: check(value) if value is not None else None)
+
+
+class JudgmentIn(BaseModel):
+    url: Annotated[str, _checked(story_models.checked_url)] = Field(
+        min_length=1, max_length=story_models.MAX_URL,
+        # The ASCII form, as links are copied; the server also takes a host written in Unicode.
+        json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?([/?#][\s\S]*)?$"},
+        description="The article's address: canonicalised as articles are stored; its address after redirects "
+                    "finds it too. An article not stored yet may be judged: the judgment waits for it.")
+    label: JudgmentLabel = Field(
+        description="on: the article covers the story; off: it does not; brief: it mentions it in passing.")
+    note: Annotated[str | None, _checked(story_models.checked_note)] = Field(
+        None, max_length=story_models.MAX_NOTE, description="Why, for whoever reviews the story's decisions later.")
+    author: Annotated[str | None, _checked(story_models.checked_author)] = Field(
+        None, max_length=story_models.MAX_AUTHOR, pattern=r"[^\s\x1c-\x1f\x85]",
+        description=f"Who judges; default `{API_AUTHOR}`.")
+
+
+class JudgmentOut(BaseModel):
+    story_id: str
+    url: str = Field(description="The judged article's canonical address.")
+    label: JudgmentLabel
+    author: str
+    note: str | None
+    created_at: datetime
+    in_force: bool = Field(description="False once a later judgment of the same article replaced it.")
+    article_stored: bool = Field(description="False while no article is stored at the address: the judgment waits.")
+    title: str | None = Field(description="The judged article's title, when it is stored.")
 
 
 def _iso_8601(value: Any) -> Any:
@@ -295,6 +359,65 @@ def create_app(svc: MonitorService) -> FastAPI:
         return Response(render(report, format), media_type=_MEDIA_TYPES[format], headers=headers)
 
     add_pages(app, svc, token_required=token is not None)
+
+    def known_story(story_id: str) -> Any:
+        found = next((s for s in svc.stories if s.id == story_id), None)
+        if found is None:
+            raise HTTPException(404, f"no story {story_id[:200]!r}; configured: {_ids(svc.stories)}")
+        return found
+
+    def may_write(request: Request) -> None:
+        """Writes need the API token even where reads are open (the middleware checks it when set)."""
+        if token is None:
+            raise HTTPException(403, "writing through the API needs a token: set serve.api_token in the "
+                                     f"configuration or ${API_TOKEN_ENV}, restart `monitor serve`, and send "
+                                     "`Authorization: Bearer TOKEN`")
+
+    @app.get("/api/stories/{story_id}/near-misses", response_model=NearMissPage, tags=["read"],
+             responses={**_NOT_FOUND, **_STORAGE_ERROR})
+    def near_misses(
+        request: Request,
+        story_id: Annotated[str, Path(description="The story's id.")],
+        since: Annotated[IsoTime | None, Query(description="Filed at or after (ISO 8601; no offset = UTC).")] = None,
+        until: Annotated[IsoTime | None, Query(description="Filed before (ISO 8601; no offset = UTC).")] = None,
+        limit: Annotated[int, Query(ge=1, le=500, description="Near misses per page.")] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Near misses skipped.")] = 0,
+    ) -> NearMissPage:
+        """The "why not" beside the matches' "why": articles the story scored close under its
+        threshold and did not match, closest first, each with its score, logit, evidence and the
+        story model version that decided. An article matched since is no longer listed."""
+        story = known_story(story_id)
+        rows, total = browse.near_misses(svc.store, [story.id], since=_utc(since), until=_utc(until),
+                                         limit=limit, offset=offset)
+        following = offset + len(rows)
+        return NearMissPage(items=[_near_miss_out(r) for r in rows], total=total, limit=limit, offset=offset,
+                            next=_page_link(request, limit, following) if rows and following < total else None)
+
+    @app.get("/api/stories/{story_id}/judgments", response_model=list[JudgmentOut], tags=["judgments"],
+             responses={**_NOT_FOUND, **_STORAGE_ERROR})
+    def judgments(story_id: Annotated[str, Path(description="The story's id.")]) -> list[JudgmentOut]:
+        """Every judgment made on the story, newest first: who, when, why; `in_force` says which
+        one counts for each article (the latest)."""
+        story = known_story(story_id)
+        return [_judgment_out(j) for j in story_models.judgment_history(svc.store, story.id)]
+
+    @app.post("/api/stories/{story_id}/judgments", response_model=JudgmentOut, status_code=201, tags=["judgments"],
+              dependencies=[Depends(may_write)],
+              responses={201: {"description": "Recorded; it takes effect with the story's next version."},
+                         400: {"model": Problem, "description": "The body is not JSON."},
+                         401: {"model": Problem, "description": "The API token is set and the request lacks it."},
+                         403: {"model": Problem, "description": "No API token is set: writes are refused."},
+                         **_NOT_FOUND, **_STORAGE_ERROR})
+    def judge(story_id: Annotated[str, Path(description="The story's id.")], body: JudgmentIn) -> JudgmentOut:
+        """Judge an article on, off or a brief mention of a story, as `monitor judge` does. The
+        judgment takes effect with the story's next version: `monitor stories backfill ID --dry-run`
+        shows what that version changes, `monitor stories backfill ID` applies it."""
+        story = known_story(story_id)
+        recorded = story_models.judge(svc.store, story.id, body.url, body.label, author=body.author or API_AUTHOR,
+                                      note=body.note)
+        log.info("judgment %s on story %s by %s: %s", recorded.label, story.id, recorded.author, recorded.url)
+        return _judgment_out(recorded)
+
     _publish_webhook_models(app)
     return app
 
@@ -458,6 +581,19 @@ def _match_out(row: browse.MatchRow) -> MatchOut:
                     lang=row.lang, published=row.published, first_seen=row.first_seen,
                     filed_at=row.published or row.first_seen, matched_at=row.matched_at,
                     evidence=list(row.evidence), best_passage=row.best_passage)
+
+
+def _near_miss_out(row: Any) -> NearMissOut:
+    return NearMissOut(story_id=row.story_id, article_id=row.article_id, score=clamp_score(row.score), logit=row.logit,
+                       evidence=list(row.evidence), model_version=row.model_version, decided_at=row.decided_at,
+                       title=row.title, url=row.url, canonical_url=row.canonical_url, outlet=row.outlet,
+                       published=row.published, first_seen=row.fetched_at, filed_at=row.when)
+
+
+def _judgment_out(judgment: story_models.Judgment) -> JudgmentOut:
+    return JudgmentOut(story_id=judgment.story_id, url=judgment.url, label=judgment.label,
+                       author=judgment.author, note=judgment.note, created_at=judgment.created_at,
+                       in_force=judgment.in_force, article_stored=judgment.stored, title=judgment.title)
 
 
 def _page_link(request: Request, limit: int, offset: int) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import pytest
 
-from monitor._types import StoredMatch
+from monitor._types import StoredMatch, StoredNearMiss
 from monitor.report import FORMATS, Digest, StoryInfo, build_digest, render
 from monitor.report.digest import highlight, highlight_terms
 from monitor.report.render_text import sparkline
@@ -328,3 +329,54 @@ def test_long_timelines_fit_a_terminal_line_and_the_chart_has_dates() -> None:
     html = render(d, "html")
     ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', html)
     assert ticks[0] == "24 May" and ticks[-1] == "11 Oct" and 3 <= len(ticks) <= 6
+
+
+# --- near misses (report --near-misses) ----------------------------------------------------------
+
+def near_miss(url: str, *, logit: float = -0.5, minutes: int = 0, title: str = "Summit talk stalls",
+              evidence: tuple[str, ...] = ("reference similarity 0.12",), outlet: str | None = "Example News",
+              version: str = "0123456789abcdef") -> StoredNearMiss:
+    when = T0 + timedelta(minutes=minutes)
+    return StoredNearMiss(story_id=SUMMIT.id, score=round(1 / (1 + math.exp(-logit)), 4), logit=logit,
+                          evidence=evidence, model_version=version, decided_at=when, article_id=0, url=url,
+                          canonical_url=url, title=title, outlet=outlet, published=when, fetched_at=when)
+
+
+def test_near_misses_are_filed_in_the_window_closest_first_and_only_when_asked() -> None:
+    near = [near_miss("https://a.example/far", logit=-1.9), near_miss("https://a.example/close", logit=-0.2),
+            near_miss("https://a.example/late", logit=-0.1, minutes=60 * 24 * 365)]
+    d = build_digest((SUMMIT, EMPTY), sample_matches(), since=datetime(2018, 3, 1, tzinfo=UTC),
+                     until=datetime(2018, 8, 1, tzinfo=UTC), generated_at=GENERATED, near_misses=near)
+    assert [n.url for n in d.stories[0].near_misses or ()] == ["https://a.example/close", "https://a.example/far"]
+    assert d.stories[1].near_misses == ()
+    assert digest(sample_matches()).stories[0].near_misses is None
+    document = json.loads(render(d, "json"))
+    assert [n["url"] for n in document["stories"][0]["near_misses"]] == ["https://a.example/close",
+                                                                          "https://a.example/far"]
+    assert document["stories"][1]["near_misses"] == []
+    assert "near_misses" not in json.loads(render(digest(sample_matches()), "json"))["stories"][0]
+    assert "Why not: no near misses in this window." in render(d, "text")
+
+
+def test_near_misses_from_the_web_are_escaped_in_every_format() -> None:
+    near = [near_miss(url, logit=-0.1 * i, title=HOSTILE_TITLE, outlet="<iframe src=//evil.example>",
+                      evidence=("title: <svg onload=alert(8)>, summit", "\x1b[2J<b onclick=alert(1)>x</b>"),
+                      version="<v>")
+            for i, url in enumerate(HOSTILE_URLS)]
+    story = StoryInfo(SUMMIT.id, "Summit")
+    d = build_digest((story,), [], since=None, until=None, generated_at=GENERATED, near_misses=near)
+    html = render(d, "html")
+    parser = _Elements()
+    parser.feed(html)
+    assert {tag for tag, _ in parser.tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3",
+                                               "p", "code", "section", "ol", "li", "a", "span", "div"}
+    for tag, attrs in parser.tags:
+        for name, value in attrs:
+            assert not name.startswith("on") and name not in {"src", "srcdoc", "formaction"}, (tag, name)
+    assert [dict(attrs)["href"] for tag, attrs in parser.tags if tag == "a"] == ['https://ok.example/"onmouseover="alert(7)']
+    assert "&lt;svg onload=alert(8)&gt;" in html and "javascript:alert(3)" in html
+    markdown = render(d, "markdown")
+    assert re.findall(r"\]\(<([^>]*)>\)", markdown) == ['https://ok.example/"onmouseover="alert(7)']
+    assert "\\<svg onload=alert\\(8\\)\\>" in markdown and "\\<v\\>" in markdown
+    text = render(d, "text")
+    assert "\x1b" not in text and "Why not: 5 near misses" in text

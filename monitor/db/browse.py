@@ -1,4 +1,5 @@
-"""Reads for the read API (`monitor serve`): matches a page at a time, and counts.
+"""Reads for the read API (`monitor serve`) and the report: matches a page at a time, counts,
+and near misses.
 
 The digest reads every match of its window with the article's body (`Store.matches`); a
 client browsing matches wants one page, without bodies, and how many there are in all.
@@ -9,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+
+from monitor._types import StoredNearMiss
 
 from monitor.db import models as m
 from monitor.db.engine import transaction
@@ -67,3 +70,32 @@ def page_of_matches(store: Store, where: MatchFilter, *, limit: int, offset: int
                      feed_url=r.feed_url, title=r.title, outlet=r.outlet, lang=r.lang, published=r.published,
                      first_seen=r.fetched_at) for r in rows], count
 
+
+
+def near_misses(store: Store, story_ids: Sequence[str], *, since: datetime | None = None,
+                until: datetime | None = None, limit: int | None = None,
+                offset: int = 0) -> tuple[list[StoredNearMiss], int]:
+    """The near misses of `story_ids` filed in [since, until), closest to the threshold first, and
+    how many there are in all. An article the story has matched since (a backfill with a newer
+    version) is no longer a near miss."""
+    if not story_ids:
+        return [], 0
+    n, a = m.NearMiss, m.Article
+    matched = exists().where(m.Match.story_id == n.story_id, m.Match.article_id == n.article_id)
+    where = [n.story_id.in_(list(story_ids)), ~matched]
+    if since is not None:
+        where.append(FILED_AT >= since)
+    if until is not None:
+        where.append(FILED_AT < until)
+    columns = (n.story_id, n.score, n.logit, n.evidence, n.model_version, n.decided_at, a.id, a.final_url, a.url,
+               a.title, a.outlet, a.published, a.fetched_at)
+    page = (select(*columns).select_from(n).join(a, n.article_id == a.id).where(*where)
+            .order_by(n.story_id, n.logit.desc(), FILED_AT.desc(), a.id).limit(limit).offset(offset))
+    total = select(func.count()).select_from(n).join(a, n.article_id == a.id).where(*where)
+    with transaction(store.engine) as conn:
+        rows = conn.execute(page).all()
+        count = int(conn.execute(total).scalar_one())
+    return [StoredNearMiss(story_id=r.story_id, score=r.score, logit=r.logit, evidence=tuple(r.evidence or ()),
+                           model_version=r.model_version, decided_at=r.decided_at, article_id=r.id, url=r.final_url,
+                           canonical_url=r.url, title=r.title, outlet=r.outlet, published=r.published,
+                           fetched_at=r.fetched_at) for r in rows], count

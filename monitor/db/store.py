@@ -49,6 +49,12 @@ class ArticleRow:
     source: str
     fetched_at: datetime
 
+    def article(self) -> Article:
+        """The article as the matcher reads it (backfill, `monitor eval --judgments`)."""
+        return Article(url=self.url, final_url=self.final_url, feed_url=self.feed_url, title=self.title,
+                       body=self.body, fetched_at=self.fetched_at, published=self.published, author=self.author,
+                       outlet=self.outlet, lang=self.lang, summary=self.summary, source=self.source)
+
 
 @dataclass(frozen=True, slots=True)
 class ArticleWrite:
@@ -438,6 +444,15 @@ class Store:
             for row in rows:
                 yield ArticleRow(**row._asdict())
             after_id = rows[-1].id
+
+    def articles_at(self, urls: Iterable[str]) -> list[ArticleRow]:
+        """The stored articles among the canonical `urls`, in insertion order."""
+        found: list[ArticleRow] = []
+        with self._transaction() as conn:
+            for chunk in _chunks(list(dict.fromkeys(urls))):
+                found += [ArticleRow(**row._asdict())
+                          for row in conn.execute(select(*_ARTICLE_COLUMNS).where(m.Article.url.in_(chunk)))]
+        return sorted(found, key=lambda row: row.id)
 
     def count_articles(self) -> int:
         with self._transaction() as conn:

@@ -8,8 +8,9 @@ same decision in any process, in any order, on any daemon.
 A new version is only ever made on purpose:
 - the definition changed (someone edited the story): the first process to see it records it,
   carrying over what the previous version had learned and been told;
-- `monitor stories rebuild ID`, the daemon's scheduled rebuild (`schedule.rebuild_stories`), or
-  `monitor judge`: learned names and judgments are read from the database again.
+- `monitor stories rebuild ID`, `monitor stories backfill ID` (how `monitor judge` is applied) or
+  the daemon's scheduled rebuild (`schedule.rebuild_stories`): learned names and judgments are
+  read from the database again.
 Nothing else, neither a process starting nor the order in which articles arrive, changes one.
 
     stories = current_stories(store, configured)      # what every command and daemon matches with
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -28,22 +27,18 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from monitor._types import JUDGMENT_LABELS, Article, JudgmentLabel
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
 from monitor.matching.base import Story
 from monitor.matching.evolve import with_learned
+from monitor.matching.feedback import ArticleText, moved_profile
 from monitor.matching.matcher import Matcher
-from monitor.matching.profile import tfidf_vector
-from monitor.matching.text import tokenize
 
 __all__ = ["JUDGMENT_LABELS", "StoryVersion", "definition_hash", "model_hash", "current_stories", "current_if_stored",
-           "build_matcher", "rebuild", "versions", "judge", "judgments"]
+           "build_matcher", "rebuild", "versions", "Judgment", "judge", "judgments", "judgment_history", "judged_texts",
+           "judged_articles"]
 
-JUDGMENT_LABELS = ("on", "off", "brief")
-# How far judged articles move a story's profile (Rocchio): toward the mean of those judged on,
-# away from the mean of those judged off. The reference keeps the larger share.
-_TOWARD_ON = 0.5
-_AWAY_FROM_OFF = 0.25
 # A learned name must mark the story, not its setting: at least this share of the stored articles
 # that name it must be the story's matches ("Oval Office" and a press secretary appear in all the
 # White House's news; a person whose own story came before is named by that story's articles).
@@ -191,14 +186,109 @@ def judgments(store: Any, story_id: str) -> dict[str, tuple[str, str, str | None
         return {url: (label, author, note, when) for url, label, author, note, when in conn.execute(stmt)}
 
 
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """An analyst's label on an article for a story, with when and by whom."""
+
+    story_id: str
+    url: str                      # canonical, as the article is (or will be) stored
+    label: JudgmentLabel
+    author: str
+    note: str | None
+    created_at: datetime
+    title: str | None = None      # the stored article's title; None while the article is not stored
+    in_force: bool = True         # False once a later judgment of the same story and article replaced it
+
+    @property
+    def stored(self) -> bool:
+        return self.title is not None
+
+
+MAX_URL = 2000
+MAX_AUTHOR = 200
+MAX_NOTE = 2000
+
+
+def checked_label(label: str) -> JudgmentLabel:
+    """`label` as a judgment's label; ValueError unless it is one."""
+    for known in JUDGMENT_LABELS:
+        if label == known:
+            return known
+    raise ValueError(f"a judgment is one of {', '.join(JUDGMENT_LABELS)}, not {label!r}")
+
+
+def checked_url(url: str) -> str:
+    """`url` stripped; ValueError unless it is an http(s) address."""
+    from monitor.urls import is_http_url
+
+    if not is_http_url(url):
+        raise ValueError(f"{url[:200]!r} is not an http(s) URL of an article")
+    if len(url) > MAX_URL:
+        raise ValueError(f"the URL is longer than {MAX_URL} characters ({len(url)})")
+    return url.strip()
+
+
+def checked_author(author: str) -> str:
+    """`author` with its whitespace collapsed; ValueError when empty or too long."""
+    author = " ".join(author.split())
+    if not author or len(author) > MAX_AUTHOR:
+        raise ValueError(f"the author must be a name of 1 to {MAX_AUTHOR} characters")
+    return author
+
+
+def checked_note(note: str | None) -> str | None:
+    """`note` stripped (None when empty); ValueError when too long."""
+    note = note.strip() if note is not None else None
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValueError(f"the note is longer than {MAX_NOTE} characters ({len(note)})")
+    return note or None
+
+
 def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note: str | None = None,
-          at: datetime | None = None) -> None:
-    """Record an analyst's label; it takes effect with the story's next version (`rebuild`)."""
-    if label not in JUDGMENT_LABELS:
-        raise ValueError(f"a judgment is one of {', '.join(JUDGMENT_LABELS)}, not {label!r}")
+          at: datetime | None = None) -> Judgment:
+    """Record an analyst's label on the article at `url`; it takes effect with the story's next
+    version (`rebuild`, `monitor stories backfill`). `url` is canonicalised as articles are stored,
+    and an article's address after redirects finds it too. An article not stored yet may be judged:
+    the judgment waits for it. Raises ValueError, saying what is wrong, on a bad label, URL,
+    author or note."""
+    from monitor.urls import canonicalize
+
+    label = checked_label(label)
+    url, author, note = checked_url(url), checked_author(author), checked_note(note)
+    canonical = canonicalize(url)
+    at = at or datetime.now(UTC)
     with transaction(store.engine) as conn:
+        found = conn.execute(select(m.Article.url, m.Article.title).where(m.Article.url == canonical)).first()
+        if found is None:       # the address the reader saw, after redirects (not indexed: only then)
+            found = conn.execute(select(m.Article.url, m.Article.title)
+                                 .where(m.Article.final_url.in_([url, canonical])).order_by(m.Article.id).limit(1)).first()
+        canonical, title = (found.url, found.title) if found is not None else (canonical, None)
         conn.execute(dialect_insert(store.engine)(m.Judgment).values(
-            story_id=story_id, url=url, label=label, note=note, author=author, created_at=at or datetime.now(UTC)))
+            story_id=story_id, url=canonical, label=label, note=note, author=author, created_at=at))
+    return Judgment(story_id, canonical, label, author, note, at, title)
+
+
+def judged_articles(store: Any, story_id: str) -> list[tuple[Article, str]]:
+    """The stored articles judged on `story_id`, each with the judgment in force; judgments whose
+    article is not stored yet are left out."""
+    labels = {url: label for url, (label, *_rest) in judgments(store, story_id).items()}
+    return [(row.article(), labels[row.url]) for row in store.articles_at(labels)]
+
+
+def judgment_history(store: Any, story_id: str) -> list[Judgment]:
+    """Every judgment made on `story_id`, newest first, with the judged article's title when stored."""
+    stmt = (select(m.Judgment.url, m.Judgment.label, m.Judgment.author, m.Judgment.note, m.Judgment.created_at,
+                   m.Article.title)
+            .outerjoin(m.Article, m.Article.url == m.Judgment.url)
+            .where(m.Judgment.story_id == story_id).order_by(m.Judgment.id.desc()))
+    seen: set[str] = set()
+    history = []
+    with transaction(store.engine) as conn:
+        for url, label, author, note, when, title in conn.execute(stmt):
+            history.append(Judgment(story_id, url, checked_label(label), author, note, when, title,
+                                    in_force=url not in seen))
+            seen.add(url)
+    return history
 
 
 def rebuild(store: Any, story: Story, *, reason: str = "rebuilt", dry_run: bool = False,
@@ -223,31 +313,20 @@ def rebuild(store: Any, story: Story, *, reason: str = "rebuilt", dry_run: bool 
 
 
 def _moved_terms(store: Any, story: Story, judged: Mapping[str, str]) -> dict[str, float] | None:
-    """The profile moved toward the articles judged on and away from those judged off (Rocchio)."""
-    wanted = [url for url, label in judged.items() if label in ("on", "off")]
-    if not wanted or not story.terms:
-        return None
-    stmt = select(m.Article.url, m.Article.title, m.Article.summary, m.Article.body).where(m.Article.url.in_(wanted))
+    """The profile moved toward the articles judged on and away from those judged off (Rocchio,
+    monitor.matching.feedback); judgments whose article is not stored yet wait for it."""
+    texts = judged_texts(store, [url for url, label in judged.items() if label in ("on", "off")])
+    return moved_profile(story.terms, [texts[u] for u in sorted(texts) if judged[u] == "on"],
+                         [texts[u] for u in sorted(texts) if judged[u] == "off"])
+
+
+def judged_texts(store: Any, urls: Sequence[str]) -> dict[str, ArticleText]:
+    """Canonical URL -> (title, summary, body) of the stored articles among `urls`."""
+    if not urls:
+        return {}
+    stmt = select(m.Article.url, m.Article.title, m.Article.summary, m.Article.body).where(m.Article.url.in_(list(urls)))
     with transaction(store.engine) as conn:
-        texts = {url: (title, summary, body) for url, title, summary, body in conn.execute(stmt)}
-    if not texts:
-        return None
-
-    def unit(vector: Mapping[str, float]) -> dict[str, float]:
-        norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
-        return {t: w / norm for t, w in vector.items()}
-
-    moved: Counter[str] = Counter(unit(story.terms))
-    for label, share in (("on", _TOWARD_ON), ("off", -_AWAY_FROM_OFF)):
-        group = [unit(tfidf_vector(tokenize(t) * 2 + tokenize(s or "") + tokenize(b)))
-                 for url, (t, s, b) in sorted(texts.items()) if judged[url] == label]
-        for vector in group:
-            for term, weight in vector.items():
-                moved[term] += share * weight / len(group)
-    heaviest = max(moved.values(), default=0.0)
-    if heaviest <= 0.0:
-        return None
-    return {t: round(w / heaviest, 4) for t, w in sorted(moved.items()) if round(w / heaviest, 4) > 0.0}
+        return {url: (title, summary, body) for url, title, summary, body in conn.execute(stmt)}
 
 
 def _on_story(store: Any, story: Story, names: Sequence[str]) -> list[str]:

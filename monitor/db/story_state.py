@@ -15,11 +15,12 @@ from sqlalchemy import delete, func, select, update
 from monitor._types import Article, MatchResult
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
-from monitor.db.store import match_values
+from monitor.db.store import match_values, near_miss_values
 from monitor.matching.base import Story
 from monitor.matching.evolve import choose_learned, learnable_names, outlet_of
 
-__all__ = ["record_learning", "learned_names", "forget_sightings", "match_scores", "write_matches"]
+__all__ = ["record_learning", "learned_names", "forget_sightings", "match_scores", "write_matches",
+           "write_near_misses"]
 
 _CHUNK = 500
 
@@ -104,3 +105,20 @@ def write_matches(store: Any, story_id: str, *, add: Sequence[tuple[int, MatchRe
     return added, updated, removed
 
 
+
+
+def write_near_misses(store: Any, story_id: str, decided: Sequence[tuple[int, MatchResult | None]],
+                      at: datetime | None = None) -> None:
+    """A backfill's new decisions on `decided` (article id, verdict; None when the prefilter skipped
+    the article) replace the story's near misses of those articles: a verdict that came close is
+    kept, any other leaves none."""
+    at = at or datetime.now(UTC)
+    ids = [article_id for article_id, _ in decided]
+    rows = [{"story_id": story_id, "article_id": article_id, "decided_at": at, **near_miss_values(r)}
+            for article_id, r in decided if r is not None and r.near_miss]
+    with transaction(store.engine) as conn:
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(delete(m.NearMiss).where(m.NearMiss.story_id == story_id,
+                                                  m.NearMiss.article_id.in_(ids[start:start + _CHUNK])))
+        for start in range(0, len(rows), _CHUNK):
+            conn.execute(dialect_insert(store.engine)(m.NearMiss).values(rows[start:start + _CHUNK]))

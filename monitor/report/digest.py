@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Mapping, Sequence
 
-from monitor._types import StoredMatch
+from monitor._types import StoredMatch, StoredNearMiss
 from monitor.report._safe import one_line
 from monitor.report.cluster import cluster_matches, outlet_key
 
@@ -100,6 +100,8 @@ class StoryDigest:
     timeline: Timeline
     top_outlets: tuple[tuple[str, int], ...]    # (outlet, matches), most first
     coverage: tuple[Coverage, ...]              # by relevance, then time
+    # Decisions that fell just short of the threshold, closest first; None: not asked for.
+    near_misses: tuple[StoredNearMiss, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,22 +114,33 @@ class Digest:
 
 def build_digest(stories: Sequence[StoryInfo], matches: Sequence[StoredMatch], *,
                  since: datetime | None, until: datetime | None,
-                 generated_at: datetime) -> Digest:
+                 generated_at: datetime, near_misses: Sequence[StoredNearMiss] | None = None) -> Digest:
     """The digest of `matches` filed (`StoredMatch.when`) in [since, until), per story.
 
     Every story appears, in the order given, even without matches; matches of other
-    stories are ignored.
+    stories are ignored. `near_misses` (the "why not", `monitor report --near-misses`) are
+    filed the same way, closest to the threshold first; None leaves them out of the digest.
     """
     since, until = _utc_or_none(since), _utc_or_none(until)
+
+    def inside(when: datetime) -> bool:
+        return (since is None or _utc(when) >= since) and (until is None or _utc(when) < until)
+
     per_story: dict[str, list[StoredMatch]] = {s.id: [] for s in stories}
     for m in matches:
-        when = _utc(m.when)
-        if (m.story_id in per_story and (since is None or when >= since)
-                and (until is None or when < until)):
+        if m.story_id in per_story and inside(m.when):
             per_story[m.story_id].append(m)
+    missed: dict[str, list[StoredNearMiss]] = {s.id: [] for s in stories}
+    for n in near_misses or ():
+        if n.story_id in missed and inside(n.when):
+            missed[n.story_id].append(n)
     return Digest(
         generated_at=_utc(generated_at), since=since, until=until,
-        stories=tuple(_story_digest(s, per_story[s.id], since, until) for s in stories),
+        stories=tuple(replace(_story_digest(s, per_story[s.id], since, until),
+                              near_misses=None if near_misses is None else tuple(
+                                  sorted(missed[s.id], key=lambda n: (-n.logit, -_utc(n.when).timestamp(),
+                                                                      n.canonical_url))))
+                      for s in stories),
     )
 
 

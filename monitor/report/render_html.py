@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
+from monitor._types import StoredNearMiss
 from monitor.report._safe import link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
@@ -64,7 +65,7 @@ def render_html(digest: Digest) -> str:
               f"{short_time(digest.until) if digest.until else 'now'}")
     parts = [_HEAD, "<h1>Media monitoring digest</h1>\n",
              f'<p class="meta">Generated {_e(short_time(digest.generated_at))}, covering {_e(window)}.</p>\n']
-    parts += [_story(s) for s in digest.stories]
+    parts += [_story(s) + ("" if s.near_misses is None else _near_misses(s.near_misses)) for s in digest.stories]
     parts.append("</body>\n</html>\n")
     return "".join(parts)
 
@@ -162,4 +163,19 @@ def _coverage(c: Coverage) -> str:
     if m.evidence:
         out.append(f'<div class="why">Why: {_e("; ".join(m.evidence))}</div>')
     out.append("</li>\n")
+    return "".join(out)
+
+
+def _near_misses(near: tuple[StoredNearMiss, ...]) -> str:
+    out = ['<section class="near-misses">\n<h3>Why not: near misses</h3>\n']
+    if not near:
+        return "".join(out) + "<p>No near misses in this window.</p>\n</section>\n"
+    out.append('<p class="meta">Scored close under the threshold, not matched:</p>\n<ol class="coverage">\n')
+    for n in near:
+        out.append(f"<li>{_link(one_line(n.title) or '(untitled)', n.url)} "
+                   f'<span class="score">{clamp_score(n.score):.2f}</span>'
+                   f'<div class="meta">{_e(n.outlet or "unknown outlet")}, {_e(short_time(n.when))}; '
+                   f"logit {n.logit:+.2f}, model version <code>{_e(n.model_version)}</code></div>"
+                   f'<div class="why">Why not: {_e("; ".join(n.evidence) or "no evidence")}</div></li>\n')
+    out.append("</ol>\n</section>\n")
     return "".join(out)

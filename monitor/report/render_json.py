@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor._types import StoredMatch
+from monitor._types import StoredMatch, StoredNearMiss
 from monitor.report._safe import iso
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, clamp_score, passage_of
@@ -22,7 +22,7 @@ def render_json(digest: Digest) -> str:
 
 def _story(s: StoryDigest) -> dict[str, Any]:
     f = s.figures
-    return {
+    story: dict[str, Any] = {
         "id": s.story.id,
         "title": s.story.title,
         "reference_url": s.story.reference_url,
@@ -36,6 +36,9 @@ def _story(s: StoryDigest) -> dict[str, Any]:
         "matches": [_match(m, s.cluster_of.get(m.canonical_url)) for m in s.matches],
         "clusters": [_cluster(c) for c in s.coverage if c.cluster_id is not None],
     }
+    if s.near_misses is not None:
+        story["near_misses"] = [_near_miss(n) for n in s.near_misses]
+    return story
 
 
 def _match(m: StoredMatch, cluster: str | None) -> dict[str, Any]:
@@ -62,4 +65,20 @@ def _cluster(c: Coverage) -> dict[str, Any]:
         "shown": c.lead.url,
         "size": len(c.copies),
         "outlets": list(dict.fromkeys(outlet_key(m) for m in c.copies)),
+    }
+
+
+def _near_miss(n: StoredNearMiss) -> dict[str, Any]:
+    return {
+        "url": n.url,
+        "canonical_url": n.canonical_url,
+        "title": n.title,
+        "outlet": n.outlet,
+        "published": iso(n.published),
+        "first_seen": iso(n.fetched_at),
+        "score": round(clamp_score(n.score), 3),
+        "logit": round(n.logit, 3),
+        "evidence": list(n.evidence),
+        "model_version": n.model_version,
+        "decided_at": iso(n.decided_at),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from monitor._types import StoredNearMiss
 from monitor.report._safe import link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, clamp_score
@@ -21,6 +22,8 @@ def render_markdown(digest: Digest) -> str:
              f"Generated {short_time(digest.generated_at)}, covering {window}.", ""]
     for story in digest.stories:
         lines += _story(story)
+        if story.near_misses is not None:
+            lines += _near_misses(story.near_misses)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -85,4 +88,17 @@ def _coverage(rank: int, c: Coverage) -> list[str]:
         lines.append(f"   - “{quoted}”")
     if m.evidence:
         lines.append("   - why: " + "; ".join(md(e) for e in m.evidence))
+    return lines + [""]
+
+
+def _near_misses(near: tuple[StoredNearMiss, ...]) -> list[str]:
+    lines = ["### Why not: near misses", ""]
+    if not near:
+        return lines + ["No near misses in this window.", ""]
+    lines += ["Scored close under the threshold, not matched:", ""]
+    for n in near:
+        lines += [f"- **{md_link(one_line(n.title) or '(untitled)', n.url)}** — {md(n.outlet or 'unknown outlet')}, "
+                  f"{short_time(n.when)}, score {clamp_score(n.score):.2f} (logit {n.logit:+.2f}, "
+                  f"model version {md(n.model_version)})",
+                  "  - why not: " + ("; ".join(md(e) for e in n.evidence) or "no evidence")]
     return lines + [""]

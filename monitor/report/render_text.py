@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from monitor._types import StoredNearMiss
 from monitor.report._safe import one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import Coverage, Digest, StoryDigest, Timeline, clamp_score
@@ -31,6 +32,8 @@ def render_text(digest: Digest, *, color: bool = False) -> str:
              f"Generated {short_time(digest.generated_at)}, covering {window}.", ""]
     for story in digest.stories:
         lines += _story(story, style)
+        if story.near_misses is not None:
+            lines += _near_misses(story.near_misses, style)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -114,3 +117,17 @@ def _coverage(rank: int, c: Coverage, style: _Style) -> list[str]:
         lines.append(style(_DIM, "     why: " + "; ".join(one_line(e) for e in m.evidence)))
     return lines + [""]
 
+
+
+def _near_misses(near: tuple[StoredNearMiss, ...], style: _Style) -> list[str]:
+    if not near:
+        return ["Why not: no near misses in this window.", ""]
+    lines = [style(_BOLD, f"Why not: {len(near)} near misses (scored close under the threshold, not matched)")]
+    for n in near:
+        lines += [
+            f"  - [{clamp_score(n.score):.2f}] {one_line(n.title) or '(untitled)'}",
+            f"     {one_line(n.outlet or '') or 'unknown outlet'}, {short_time(n.when)}  {style(_CYAN, one_line(n.url))}",
+            style(_DIM, f"     logit {n.logit:+.2f}, model version {one_line(n.model_version)}; why: "
+                        + ("; ".join(one_line(e) for e in n.evidence) or "no evidence")),
+        ]
+    return lines + [""]
