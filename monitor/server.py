@@ -41,6 +41,7 @@ from monitor.integrations import miniflux
 from monitor.report import FORMATS, StoryInfo, build_digest, render
 from monitor.report.digest import clamp_score
 from monitor.server_pages import add_pages
+from monitor.web import add_workspace
 from monitor.wording import plural
 
 if TYPE_CHECKING:
@@ -295,6 +296,8 @@ def create_app(svc: MonitorService) -> FastAPI:
         return Response(render(report, format), media_type=_MEDIA_TYPES[format], headers=headers)
 
     add_pages(app, svc, token_required=token is not None)
+    # The analyst's workspace: HTML pages and forms, in a package of their own.
+    add_workspace(app, svc)
     _publish_webhook_models(app)
     return app
 
