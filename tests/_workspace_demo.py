@@ -17,6 +17,7 @@ from monitor.db.store import Store
 from monitor.demo.kept import STORY
 from monitor.matching import load_stories
 
+GONE_FEED = "/closed-down/feed.xml"      # a feed the site no longer serves: its failure is recorded
 HOSTILE_TITLE = "<script>alert(1)</script> Trump & Kim: \"summit off\""
 OFF_STORY_NEAR_MISS = "Trump sides with Putin over US intelligence at Helsinki summit"
 
@@ -40,12 +41,14 @@ def settings_for(db_file: Path, *, token: str | None) -> Settings:
 
 
 def store_demo(folder: Path) -> Path:
-    """Serve the demo site, run one real pass into folder/monitor.db; the database's path."""
+    """Serve the demo site, run one real pass into folder/monitor.db (its six feeds and one that is
+gone); the database's path."""
     db_file = folder / "monitor.db"
-    with serve_articles(folder / "site", demo_articles()) as (_site, feed_urls):
+    with serve_articles(folder / "site", demo_articles()) as (site, feed_urls):
+        feeds = [*feed_urls, site.base_url.rstrip("/") + GONE_FEED]
         settings = settings_from_dict({"database": {"url": f"sqlite:///{db_file}"},
                                        "fetch": {"allow_private_addresses": True},
-                                       "feeds": [{"url": u} for u in feed_urls], "stories": [{"id": STORY}]})
+                                       "feeds": [{"url": u} for u in feeds], "stories": [{"id": STORY}]})
         store = Store.open(settings.database_url, create=True)
         try:
             store.sync_feeds([(f.url, None, None) for f in settings.feeds])

@@ -13,7 +13,7 @@ import httpx
 import lxml.html
 import pytest
 from _apiserver import serving
-from _workspace_demo import HOSTILE_TITLE, OFF_STORY_NEAR_MISS, settings_for, store_demo
+from _workspace_demo import GONE_FEED, HOSTILE_TITLE, OFF_STORY_NEAR_MISS, settings_for, store_demo
 
 from monitor.db import workspace as reads
 from monitor.db.store import Store
@@ -167,12 +167,16 @@ def test_the_near_misses_say_why_they_fell_short(open_server: str) -> None:
 def test_the_feeds_page_shows_health_and_next_check(open_server: str) -> None:
     tree = _tree(httpx.get(open_server + "/feeds"))
     rows = tree.xpath("//table[contains(@class,'feeds')]/tbody/tr")
-    assert len(rows) == 6
-    for row in rows:
-        cells = row.xpath("./td")
-        assert cells[1].text_content().strip() == "ok"
+    assert len(rows) == 7
+    health = {" ".join(r.xpath("./td")[0].text_content().split()): r.xpath("./td") for r in rows}
+    [gone] = [cells for name, cells in health.items() if GONE_FEED in name]
+    assert gone[1].xpath(".//span/text()") == ["error"] and "1 error in a row" in gone[1].text_content()
+    assert "404" in gone[4].text_content()
+    for cells in health.values():
         assert "UTC" in cells[2].text_content() and "UTC" in cells[3].text_content()
-        assert row.xpath(".//button/text()") == ["Disable"]
+        assert cells[5].xpath(".//button/text()") == ["Disable"]
+        if cells is not gone:
+            assert cells[1].text_content().strip() == "ok" and not cells[4].text_content().strip()
 
 
 def test_articles_are_searched_and_paged(open_server: str) -> None:

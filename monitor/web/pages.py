@@ -103,7 +103,7 @@ def add_workspace(app: FastAPI, svc: MonitorService) -> None:
                        here=_here(request))
         response = HTMLResponse(_env.get_template(template).render(**context), status_code=status)
         response.headers["Content-Security-Policy"] = CSP
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"   # links out carry rel=noreferrer; forms here keep their Origin
         response.headers["Cache-Control"] = "no-store"
         return response
 
