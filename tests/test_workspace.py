@@ -285,3 +285,30 @@ def test_marking_a_match_wrong_removes_it_once_applied(guarded: tuple[str, Path]
         assert _tree(client.get(STORY_PATH, params={"lang": "fr"})).xpath("//li[@class='item']") == []
         bogus = client.post(f"{STORY_PATH}/judge", data={"url": "https://nowhere.example/x", "label": "on"})
         assert bogus.status_code == 400
+
+
+# -- the same reads on SQLite and PostgreSQL ----------------------------------------------------------
+
+def test_the_workspace_reads_on_each_database(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from test_api import FOUND, STRIKE as API_STRIKE, SUMMIT as API_SUMMIT, _fill, _settings
+
+    monkeypatch.delenv("MONITOR_API_TOKEN", raising=False)
+    with MonitorService(_settings(db_url)) as svc, serving(create_app(svc)) as base:
+        _fill(svc)
+        activity = reads.story_activity(svc.store, [API_SUMMIT, API_STRIKE, "nothing"], FOUND - timedelta(days=1))
+        assert {k: (a.total, a.new_since) for k, a in activity.items()} == {
+            API_SUMMIT: (5, 5), API_STRIKE: (3, 3), "nothing": (0, 0)}
+        assert reads.story_activity(svc.store, [API_SUMMIT], FOUND + timedelta(days=1))[API_SUMMIT].new_since == 0
+        times = reads.filed_times(svc.store, [API_SUMMIT, API_STRIKE])
+        assert len(times[API_SUMMIT]) == 5 and FOUND in times[API_STRIKE]      # the undated one: first seen
+        hits, total = reads.search_articles(svc.store, "DOCKERS", limit=1, offset=0)
+        assert total == 2 and len(hits) == 1 and hits[0].story_ids == (API_STRIKE,)
+        assert reads.search_articles(svc.store, "100%", limit=5, offset=0)[1] == 0
+        assert reads.search_articles(svc.store, "", limit=5, offset=0)[1] == 7
+        assert reads.is_stored(svc.store, "https://port.example/strike-dated")
+        assert not reads.is_stored(svc.store, "https://port.example/strike-dated?x=1&y=<2>")
+        page = httpx.get(f"{base}/stories/{API_STRIKE}")
+        assert page.status_code == 200 and "Harbour &lt;strike&gt;" in page.text and "<strike>" not in page.text
+        assert "Dockers strike &lt;script&gt;alert(1)&lt;/script&gt;" in page.text
