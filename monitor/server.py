@@ -46,6 +46,7 @@ from monitor.integrations import miniflux
 from monitor.report import FORMATS, StoryInfo, build_digest, render
 from monitor.report.digest import clamp_score
 from monitor.server_pages import add_pages
+from monitor.web import add_workspace
 from monitor.wording import plural
 
 if TYPE_CHECKING:
@@ -418,6 +419,8 @@ def create_app(svc: MonitorService) -> FastAPI:
         log.info("judgment %s on story %s by %s: %s", recorded.label, story.id, recorded.author, recorded.url)
         return _judgment_out(recorded)
 
+    # The analyst's workspace: HTML pages and forms, in a package of their own.
+    add_workspace(app, svc)
     _publish_webhook_models(app)
     return app
 

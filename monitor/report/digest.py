@@ -164,7 +164,7 @@ def _story_digest(story: StoryInfo, matches: list[StoredMatch],
             first=min(times, default=None),
             latest=max(times, default=None),
         ),
-        timeline=_timeline(times, since, until),
+        timeline=timeline(times, since, until),
         top_outlets=tuple(sorted(outlets.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_OUTLETS]),
         coverage=tuple(coverage),
     )
@@ -237,7 +237,7 @@ def highlight(text: str, terms: Sequence[str]) -> Passage:
     return tuple(runs)
 
 
-def _timeline(times: list[datetime], since: datetime | None, until: datetime | None) -> Timeline:
+def timeline(times: Sequence[datetime], since: datetime | None, until: datetime | None) -> Timeline:
     """Matches per bucket from the first coverage to the latest. Hourly when the report's window
     (else the coverage itself) is shorter than three days; coarser than daily only when daily
     buckets would be too many (a feed that dates an article 1970 must not make a huge chart)."""

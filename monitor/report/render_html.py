@@ -100,7 +100,7 @@ def _story(s: StoryDigest) -> str:
         f"<tr><td>{f.matches}</td><td>{f.outlets}</td><td>{f.texts}</td><td>{f.clusters}</td>"
         f"<td>{_e(languages)}</td><td>{_e(short_time(f.first))}</td><td>{_e(short_time(f.latest))}</td></tr>"
         "</table>\n")
-    out.append(_chart(s.timeline))
+    out.append(timeline_chart(s.timeline))
     outlets = ", ".join(f"{_e(name)} ({n})" for name, n in s.top_outlets)
     out.append(f"<p>Top outlets: {outlets}</p>\n<ol class=\"coverage\">\n")
     out += [_coverage(c) for c in s.coverage]
@@ -108,7 +108,7 @@ def _story(s: StoryDigest) -> str:
     return "".join(out)
 
 
-def _chart(t: Timeline) -> str:
+def timeline_chart(t: Timeline) -> str:
     """An inline SVG bar chart, one bar per bucket, each with its date and count as a tooltip,
     and a few dates under the axis."""
     counts = [n for _, n in t.buckets]
