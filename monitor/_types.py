@@ -156,6 +156,7 @@ class StoredMatch:
     lang: str | None
     body: str
     best_passage: str | None = None
+    logit: float | None = None    # what the score is a sigmoid of: it still ranks where scores round to 1.00
 
     @property
     def when(self) -> datetime:

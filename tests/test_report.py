@@ -380,3 +380,14 @@ def test_near_misses_from_the_web_are_escaped_in_every_format() -> None:
     assert "\\<svg onload=alert\\(8\\)\\>" in markdown and "\\<v\\>" in markdown
     text = render(d, "text")
     assert "\x1b" not in text and "Why not: 5 near misses" in text
+
+
+def test_matches_that_all_score_one_are_ranked_by_their_logit() -> None:
+    from dataclasses import replace
+
+    same = [replace(match(f"https://news.example/{n}", minutes=n, title=f"Story {n}", body=f"{OTHER} {n}",
+                          score=1.0), logit=logit)
+            for n, logit in enumerate((7.5, 12.0, 9.25))]
+    [summit, _] = digest(same).stories
+    # a score that rounds to 1.00 still says which coverage is the more certain
+    assert [c.lead.title for c in summit.coverage] == ["Story 1", "Story 2", "Story 0"]

@@ -13,13 +13,13 @@ import secrets
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, select, update
 
 from monitor._types import StoredMatch
 from monitor.db import models as m
 from monitor.db.engine import dialect_insert, transaction
+from monitor.db.store import STORED_MATCH_COLUMNS, stored_match
 
 __all__ = ["AlertClaim", "AlertLedger"]
 
@@ -191,23 +191,12 @@ class AlertLedger:
 
 def _matches(conn: Connection, story_id: str, article_ids: list[int]) -> tuple[StoredMatch, ...]:
     stmt = (
-        select(m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
-               m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
-               m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body)
+        select(*STORED_MATCH_COLUMNS)
         .join(m.Article, m.Match.article_id == m.Article.id)
         .where(m.Match.story_id == story_id)
     )
     found: list[StoredMatch] = []
     for start in range(0, len(article_ids), _CHUNK):
         chunk = article_ids[start:start + _CHUNK]
-        found += [_stored_match(row) for row in conn.execute(stmt.where(m.Match.article_id.in_(chunk)))]
+        found += [stored_match(row) for row in conn.execute(stmt.where(m.Match.article_id.in_(chunk)))]
     return tuple(found)
-
-
-def _stored_match(row: Any) -> StoredMatch:
-    return StoredMatch(
-        story_id=row.story_id, score=row.score, evidence=tuple(row.evidence), matched_at=row.matched_at,
-        article_id=row.id, url=row.final_url, canonical_url=row.url, feed_url=row.feed_url, title=row.title,
-        outlet=row.outlet, published=row.published, fetched_at=row.fetched_at, lang=row.lang, body=row.body,
-        best_passage=row.best_passage,
-    )

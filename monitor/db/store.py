@@ -467,16 +467,10 @@ class Store:
         """
         if story_ids is not None and not story_ids:
             return []
-        stmt = matches_in(
-            select(
-                m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
-                m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
-                m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body,
-            ),
-            story_ids, since, until,
-        ).order_by(FILED_AT, m.Match.story_id, m.Article.id)
+        stmt = matches_in(select(*STORED_MATCH_COLUMNS), story_ids, since, until).order_by(
+            FILED_AT, m.Match.story_id, m.Article.id)
         with self._transaction() as conn:
-            return [_stored_match(row) for row in conn.execute(stmt)]
+            return [stored_match(row) for row in conn.execute(stmt)]
 
     # --
 
@@ -579,7 +573,15 @@ def _feed_state(row: Row[Any]) -> FeedState:
     )
 
 
-def _stored_match(row: Row[Any]) -> StoredMatch:
+# A match joined with its article, as the digest and the alerts read it: the columns and the mapping.
+STORED_MATCH_COLUMNS = (
+    m.Match.story_id, m.Match.score, m.Match.logit, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
+    m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
+    m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body,
+)
+
+
+def stored_match(row: Row[Any]) -> StoredMatch:
     return StoredMatch(
         story_id=row.story_id,
         score=row.score,
@@ -596,4 +598,5 @@ def _stored_match(row: Row[Any]) -> StoredMatch:
         lang=row.lang,
         body=row.body,
         best_passage=row.best_passage,
+        logit=row.logit,
     )

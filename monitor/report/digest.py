@@ -148,7 +148,8 @@ def _story_digest(story: StoryInfo, matches: list[StoredMatch],
                   since: datetime | None, until: datetime | None) -> StoryDigest:
     clusters = cluster_matches(matches)
     coverage = sorted((_coverage(c.id, c.members) for c in clusters),
-                      key=lambda cov: (-_score(cov.lead), _utc(cov.first.when), cov.first.canonical_url))
+                      key=lambda cov: (tuple(-x for x in _score(cov.lead)), _utc(cov.first.when),
+                                       cov.first.canonical_url))
     times = [_utc(m.when) for m in matches]
     outlets = Counter(outlet_key(m) for m in matches)
     return StoryDigest(
@@ -171,7 +172,7 @@ def _story_digest(story: StoryInfo, matches: list[StoredMatch],
 
 
 def _coverage(cluster_id: str, copies: tuple[StoredMatch, ...]) -> Coverage:
-    lead = min(copies, key=lambda m: (-_score(m), _utc(m.when), m.url))
+    lead = min(copies, key=lambda m: (tuple(-x for x in _score(m)), _utc(m.when), m.url))
     return Coverage(
         cluster_id=cluster_id if len(copies) > 1 else None,
         lead=lead,
@@ -180,8 +181,9 @@ def _coverage(cluster_id: str, copies: tuple[StoredMatch, ...]) -> Coverage:
     )
 
 
-def _score(m: StoredMatch) -> float:
-    return clamp_score(m.score)
+def _score(m: StoredMatch) -> tuple[float, float]:
+    """The order of relevance: the score, then its logit (many confident matches score 1.00)."""
+    return clamp_score(m.score), m.logit if m.logit is not None and m.logit == m.logit else float("-inf")
 
 
 def clamp_score(score: float) -> float:
