@@ -181,6 +181,7 @@ class StoredNearMiss:
     outlet: str | None
     published: datetime | None
     fetched_at: datetime          # first seen
+    lang: str | None = None
 
     @property
     def when(self) -> datetime:

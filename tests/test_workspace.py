@@ -14,6 +14,7 @@ import pytest
 from _apiserver import serving
 from _workspace_demo import GONE_FEED, HOSTILE_TITLE, OFF_STORY_NEAR_MISS, settings_for, store_demo
 
+from monitor.db import browse
 from monitor.db import workspace as reads
 from monitor.db.store import Store
 from monitor.db.story_models import judgments
@@ -198,7 +199,7 @@ def test_an_unknown_story_is_a_page_saying_so(open_server: str) -> None:
 
 def test_without_a_token_every_write_is_refused_saying_how_to_set_one(open_server: str, demo_db: Path) -> None:
     with _stored(demo_db) as store:
-        [miss] = reads.near_misses(store, STORY)
+        [miss], _ = browse.near_misses(store, [STORY])
     for path, data in ((f"{STORY_PATH}/judge", {"url": miss.canonical_url, "label": "on"}),
                        (f"{STORY_PATH}/apply", {}), ("/feeds/enabled", {"url": "x", "enabled": "0"})):
         answer = httpx.post(open_server + path, data={**data, "token": "anything"})
@@ -245,7 +246,7 @@ def test_with_a_token_pages_and_writes_need_it(guarded: tuple[str, Path]) -> Non
 def test_marking_a_near_miss_right_previews_then_applies(guarded: tuple[str, Path]) -> None:
     base, db_file = guarded
     with _stored(db_file) as store:
-        [miss] = reads.near_misses(store, STORY)
+        [miss], _ = browse.near_misses(store, [STORY])
         before = {m.canonical_url for m in store.matches([STORY], None, None)}
     with httpx.Client(base_url=base) as client:
         _login(client)

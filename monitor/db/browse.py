@@ -88,7 +88,7 @@ def near_misses(store: Store, story_ids: Sequence[str], *, since: datetime | Non
     if until is not None:
         where.append(FILED_AT < until)
     columns = (n.story_id, n.score, n.logit, n.evidence, n.model_version, n.decided_at, a.id, a.final_url, a.url,
-               a.title, a.outlet, a.published, a.fetched_at)
+               a.title, a.outlet, a.published, a.fetched_at, a.lang)
     page = (select(*columns).select_from(n).join(a, n.article_id == a.id).where(*where)
             .order_by(n.story_id, n.logit.desc(), FILED_AT.desc(), a.id).limit(limit).offset(offset))
     total = select(func.count()).select_from(n).join(a, n.article_id == a.id).where(*where)
@@ -98,4 +98,4 @@ def near_misses(store: Store, story_ids: Sequence[str], *, since: datetime | Non
     return [StoredNearMiss(story_id=r.story_id, score=r.score, logit=r.logit, evidence=tuple(r.evidence or ()),
                            model_version=r.model_version, decided_at=r.decided_at, article_id=r.id, url=r.final_url,
                            canonical_url=r.url, title=r.title, outlet=r.outlet, published=r.published,
-                           fetched_at=r.fetched_at) for r in rows], count
+                           fetched_at=r.fetched_at, lang=r.lang) for r in rows], count

@@ -24,22 +24,6 @@ class StoryActivity:
 
 
 @dataclass(frozen=True, slots=True)
-class NearMissRow:
-    article_id: int
-    score: float
-    logit: float
-    evidence: tuple[str, ...]
-    model_version: str
-    decided_at: datetime
-    canonical_url: str
-    url: str
-    title: str
-    outlet: str | None
-    lang: str | None
-    filed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class ArticleHit:
     id: int
     canonical_url: str
@@ -76,21 +60,6 @@ def is_stored(store: Store, canonical_url: str) -> bool:
     """Whether an article with this canonical URL is stored."""
     with transaction(store.engine) as conn:
         return conn.execute(select(m.Article.id).where(m.Article.url == canonical_url)).first() is not None
-
-
-def near_misses(store: Store, story_id: str, *, limit: int = 200) -> list[NearMissRow]:
-    """The story's near misses, closest to the threshold first."""
-    stmt = (select(m.NearMiss.article_id, m.NearMiss.score, m.NearMiss.logit, m.NearMiss.evidence,
-                   m.NearMiss.model_version, m.NearMiss.decided_at, m.Article.url, m.Article.final_url,
-                   m.Article.title, m.Article.outlet, m.Article.lang, FILED_AT.label("filed_at"))
-            .join(m.Article, m.NearMiss.article_id == m.Article.id)
-            .where(m.NearMiss.story_id == story_id)
-            .order_by(m.NearMiss.score.desc(), m.Article.id).limit(limit))
-    with transaction(store.engine) as conn:
-        return [NearMissRow(article_id=r.article_id, score=r.score, logit=r.logit, evidence=tuple(r.evidence or ()),
-                            model_version=r.model_version, decided_at=r.decided_at, canonical_url=r.url,
-                            url=r.final_url, title=r.title, outlet=r.outlet, lang=r.lang, filed_at=r.filed_at)
-                for r in conn.execute(stmt)]
 
 
 def search_articles(store: Store, text: str, *, limit: int, offset: int) -> tuple[list[ArticleHit], int]:

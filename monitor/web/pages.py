@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader
 from monitor import __version__
 from monitor.backfill import BackfillSummary, backfill
 from monitor.config import API_TOKEN_ENV
+from monitor.db import browse
 from monitor.db import workspace as reads
 from monitor.db.story_models import current_stories, judge, judgments, rebuild
 from monitor.report import StoryInfo, build_digest
@@ -27,6 +28,9 @@ from monitor.report.render_html import timeline_chart
 from monitor.web import access
 from monitor.web.charts import sparkline
 from monitor.wording import plural
+
+# Near misses a story page lists at the most, the closest to the threshold first.
+_NEAR_MISSES_SHOWN = 200
 
 if TYPE_CHECKING:
     from monitor.service import MonitorService
@@ -156,9 +160,8 @@ def add_workspace(app: FastAPI, svc: MonitorService) -> None:
         kept = [m for m in stored if filters.keeps(outlet_key(m), m.lang) and clamp_score(m.score) >= lowest]
         [digest] = build_digest([StoryInfo.of(story)], kept, since=start, until=end,
                                 generated_at=datetime.now(UTC)).stories
-        misses = [n for n in reads.near_misses(svc.store, story.id)
-                  if filters.keeps(n.outlet or "", n.lang) and (start is None or n.filed_at >= start)
-                  and (end is None or n.filed_at < end) and clamp_score(n.score) >= lowest]
+        near, _ = browse.near_misses(svc.store, [story.id], since=start, until=end, limit=_NEAR_MISSES_SHOWN)
+        misses = [n for n in near if filters.keeps(n.outlet or "", n.lang) and clamp_score(n.score) >= lowest]
         return page(request, "story.html", story=story, digest=digest, tab="near-misses" if tab == "near-misses" else "matches",
                     chart=timeline_chart(digest.timeline) if digest.timeline.buckets else "",
                     filters=filters, outlets=outlets, langs=langs, misses=misses,
