@@ -16,6 +16,7 @@ import pytest
 
 from _apiserver import serving
 from test_api import STRIKE, SUMMIT, _fill, _settings
+from test_api_schema import JUDGMENTS, READ_OPERATIONS
 from monitor.server import WEBHOOK_PATH, create_app
 from monitor.service import MonitorService
 
@@ -24,8 +25,8 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-OPERATIONS = {("GET", "/api/health"), ("GET", "/api/stories"), ("GET", "/api/stories/{story_id}"),
-              ("GET", "/api/matches"), ("GET", "/api/digest"), ("POST", WEBHOOK_PATH)}
+# Every operation the API has (test_api_schema checks the schema against the same list).
+OPERATIONS = {*READ_OPERATIONS, ("POST", WEBHOOK_PATH), ("POST", JUDGMENTS)}
 RENDER_TIMEOUT = 60     # seconds Chromium may take to build the page on a busy machine (not a speed test)
 
 
