@@ -8,9 +8,10 @@
 2. Polling: a config made the way story_eval.py makes it (config.example.toml with the
    database, `fetch.allow_private_addresses` and the corpus's feeds replaced), `monitor run
    --once`, then `monitor report --story ID --format json --since --until`.
-3. Archive: every article page of the web (truth.jsonl) fetched over HTTP and written with warcio
-   into one .warc.gz (WARC-Date: the article's publication time), `monitor ingest warc` into a
-   fresh database with the same config, then the same `monitor report`.
+3. Archive: every article page of the web (truth.jsonl) and every feed fetched over HTTP and
+   written with warcio into one .warc.gz (WARC-Date: the article's publication time), as a crawl
+   of a news site holds its feeds too; `monitor ingest warc` into a fresh database with the same
+   config, then the same `monitor report`. (--pages-only leaves the feeds out: the pages alone.)
 4. Compares the two reports' matches by URL path (story_eval.py's `path_key`) and title, and
    scores both against the corpus labels exactly as story_eval.py does (precision, recall, F1;
    `brief` rows count neither way). With --story-eval, also runs story_eval.py --json itself and
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", default="2017-01-01")
     parser.add_argument("--until", default="2020-01-01")
     parser.add_argument("--story-eval", action="store_true", help="also run story_eval.py --json and print its figures")
+    parser.add_argument("--pages-only", action="store_true", help="archive the article pages without the feeds")
     args = parser.parse_args(argv)
     corpus = args.corpus or args.shared / "corpus" / "dev.jsonl"
     se = load_story_eval(args.shared)
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         pages = crawl(t["url"] for t in truth_rows)
         dated = [ArchivedResponse(p.url, p.body, p.headers, p.status, datetime.fromisoformat(published[t["id"]]))
                  for p, t in zip(pages, truth_rows)]
+        if not args.pages_only:
+            dated += crawl((work / "web" / "feeds.txt").read_text().split())
         warc = write_warc(work / "corpus.warc.gz", dated)
         print(f"archive: {len(dated)} pages crawled from {base} into {warc} ({warc.stat().st_size / 1024:.0f} KiB)")
     finally:
@@ -124,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             for field in ("title", "body", "published", "summary")}
     print(f"stored articles: polling {len(stored['poll'])}, archive {len(stored['warc'])}; the same " +
           ", ".join(f"{field} {n}/{len(stored['poll'])}" for field, n in same.items()) +
-          " (a feed's summary is not on these pages: archived articles take the page's description, and these "
-          "pages have none)")
+          ("" if same["summary"] == len(stored["poll"]) else
+           " (a feed's summary is not on these pages: without the feeds in the archive, articles take the "
+           "page's description, and these pages have none)"))
     evidence = {se.path_key(m["url"]): (m["score"], m["evidence"]) for m in polled + archived}
     by_poll = {se.path_key(m["url"]): m["title"] for m in polled}
     by_warc = {se.path_key(m["url"]): m["title"] for m in archived}

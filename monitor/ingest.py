@@ -22,7 +22,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -30,10 +30,12 @@ from typing import Any, Callable, Iterable, Sequence
 from monitor._types import FeedEntry, FetchResult
 from monitor.config import Settings
 from monitor.db.archives import ArchiveProgress, load_progress, save_progress
-from monitor.exceptions import MonitorError
+from monitor.exceptions import MonitorError, ParseError
 from monitor.pipeline import PassSummary, Pipeline
 from monitor.urls import is_http_url
-from monitor.warc import ArchivedPage, WarcCounts, read_warc
+from monitor.feeds import declares_entities, parse_feed
+from monitor.urls import canonicalize
+from monitor.warc import FEED_TYPES, ArchivedPage, WarcCounts, read_warc
 
 log = logging.getLogger("monitor.ingest")
 
@@ -130,6 +132,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
         report.files_resumed += 1
         log.info("%s: resuming at offset %d (%d records read before)", path, done.offset, done.records)
     feed = store.add_feed(f"{ORIGIN_PREFIX}{path.name}", source="warc", enabled=False)
+    archived = archived_entries(path, pipeline.settings.fetch.max_feed_bytes)
     counts = WarcCounts()
     batch: list[ArchivedPage] = []
     batch_bytes, offset = 0, done.offset
@@ -137,7 +140,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
     def flush() -> bool:
         nonlocal batch, batch_bytes, done
         if batch:
-            entries = [FeedEntry(key=p.record_id, link=p.fetched.url) for p in batch]
+            entries = [_entry(p, archived) for p in batch]
             pages: dict[str, FetchResult] = {p.record_id: p.fetched for p in batch}
             summary = pipeline.ingest(feed, entries, stop=stop, pages=pages)
             summary.stopped = False      # the report says whether the ingest stopped
@@ -164,6 +167,39 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
             if not flush() or stop.is_set():
                 return
     flush()
+
+
+def archived_entries(path: Path, max_bytes: int) -> dict[str, FeedEntry]:
+    """Canonical link -> the entry of a feed archived in the same file (its title, summary, date,
+    author), so that a page archived with its feed is stored as a poll of that feed stores it."""
+    found: dict[str, FeedEntry] = {}
+    feeds = 0
+    for record in read_warc(path, max_bytes=max_bytes, counts=WarcCounts(), types=FEED_TYPES):
+        if record.page is None:
+            continue
+        fetched = record.page.fetched
+        if declares_entities(fetched.body):
+            continue        # refused as a poll refuses it
+        try:
+            parsed = parse_feed(fetched.body, url=fetched.url, headers=fetched.headers)
+        except ParseError as e:     # one unreadable feed costs only its own entries
+            log.info("%s: archived feed %s not read: %s", path.name, fetched.url, e)
+            continue
+        feeds += 1
+        for entry in parsed.entries:
+            if entry.link:
+                found.setdefault(canonicalize(entry.link), entry)
+    if feeds:
+        log.info("%s: %d archived feeds give %d entries their title, summary and date", path.name, feeds, len(found))
+    return found
+
+
+def _entry(page: ArchivedPage, archived: dict[str, FeedEntry]) -> FeedEntry:
+    """The entry a page is stored under: its archived feed's, when the archive holds one."""
+    known = archived.get(canonicalize(page.fetched.url))
+    if known is None:
+        return FeedEntry(key=page.record_id, link=page.fetched.url)
+    return replace(known, key=page.record_id, link=page.fetched.url)
 
 
 def _fingerprint(path: Path) -> str:

@@ -25,6 +25,9 @@ from monitor._types import FetchResult
 log = logging.getLogger("monitor.warc")
 
 PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# What a feed is served as; an archive that crawled a site's feeds holds their entries' metadata.
+FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml",
+                        "text/xml", "application/feed+xml"})
 # A record's own headers (WARC and HTTP) on top of its payload: a record longer than the page
 # cap plus this cannot hold an acceptable page, and is skipped without reading its payload.
 _HEADROOM = 256 * 1024
@@ -76,15 +79,17 @@ class WarcCounts:
 
 
 def read_warc(path: Path, *, start: int = 0, max_bytes: int, counts: WarcCounts,
-              since: datetime | None = None, until: datetime | None = None) -> Iterator[WarcRecord]:
-    """The records of the WARC file `path` from offset `start` (a record boundary), in order."""
+              since: datetime | None = None, until: datetime | None = None,
+              types: frozenset[str] = PAGE_TYPES) -> Iterator[WarcRecord]:
+    """The records of the WARC file `path` from offset `start` (a record boundary), in order; those
+    that are 200 responses of one of `types` (HTML pages by default) carry their page."""
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == _GZIP_MAGIC[:2]
         pos = start
         while True:
             fh.seek(pos)
             try:
-                for record in _records(fh, pos, max_bytes, counts, since, until):
+                for record in _records(fh, pos, max_bytes, counts, since, until, types):
                     pos = record.end
                     yield record
                 return
@@ -105,7 +110,7 @@ class _Broken(Exception):
 
 
 def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
-             since: datetime | None, until: datetime | None) -> Iterator[WarcRecord]:
+             since: datetime | None, until: datetime | None, types: frozenset[str]) -> Iterator[WarcRecord]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -113,7 +118,7 @@ def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
     try:
         records = ArchiveIterator(fh, check_digests=False)
         for record in records:
-            page = _page(record, max_bytes, counts, since, until)
+            page = _page(record, max_bytes, counts, since, until, types)
             records.read_to_end(record)
             start = records.get_record_offset()
             end = start + records.get_record_length()
@@ -138,8 +143,8 @@ class _Truncated(Exception):
 
 
 def _page(record: object, max_bytes: int, counts: WarcCounts,
-          since: datetime | None, until: datetime | None) -> ArchivedPage | None:
-    """The record as an HTML page, or None once counted as skipped."""
+          since: datetime | None, until: datetime | None, types: frozenset[str]) -> ArchivedPage | None:
+    """The record as a page of one of `types`, or None once counted as skipped."""
     headers = record.rec_headers    # type: ignore[attr-defined]
     if record.rec_type != "response" or record.http_headers is None:    # type: ignore[attr-defined]
         counts.other_records += 1
@@ -151,7 +156,7 @@ def _page(record: object, max_bytes: int, counts: WarcCounts,
     status = int(http.get_statuscode() or 0) if str(http.get_statuscode() or "").isdigit() else 0
     fields = {name.lower(): value for name, value in http.headers}
     content_type = fields.get("content-type", "").split(";")[0].strip().lower()
-    if status != 200 or content_type not in PAGE_TYPES:
+    if status != 200 or content_type not in types:
         counts.not_html += 1
         return None
     date = parse_warc_date(headers.get_header("WARC-Date") or "")

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,6 +106,35 @@ def test_an_archived_site_stores_the_text_and_matches_polling_stores(tmp_path: P
     again = monitor(archived, "ingest", "warc", str(warc))
     assert again.returncode == 0 and "0 records, 0 pages" in summary_line(again) and "1 resumed" in summary_line(again)
     assert exported(archived).keys() == by_warc.keys()
+
+
+def test_feeds_archived_with_their_pages_give_entries_their_summary_as_a_poll_does(tmp_path: Path) -> None:
+    (tmp_path / "poll").mkdir()
+    (tmp_path / "warc").mkdir()
+    with serve_articles(tmp_path) as (site, feed_urls):
+        polled = write_config(tmp_path / "poll", f"sqlite:///{tmp_path / 'poll.db'}", feed_urls)
+        assert monitor(polled, "run", "--once").returncode == 0
+        feeds = crawl(feed_urls)
+        # Pages that say nothing of themselves: the summary is only in the feeds, as on many sites.
+        pages = [replace(p, body=re.sub(rb'<meta name="description"[^>]*>|<script type="application/ld[+]json">.*?</script>', b"", p.body))
+                 for p in crawl(a["url"] for a in exported(polled).values())]
+    assert all(b'name="description"' not in p.body for p in pages)
+    (tmp_path / "bare").mkdir()
+    bare = write_config(tmp_path / "bare", f"sqlite:///{tmp_path / 'bare.db'}")
+    assert monitor(bare, "ingest", "warc", str(write_warc(tmp_path / "pages.warc.gz", pages))).returncode == 0
+    archived = write_config(tmp_path / "warc", f"sqlite:///{tmp_path / 'warc.db'}")
+    # The feeds come last in the file: what matters is that the archive holds them.
+    result = monitor(archived, "ingest", "warc", str(write_warc(tmp_path / "site.warc.gz", [*pages, *feeds])))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{len(feeds)} archived feeds give" in result.stderr
+
+    by_poll, by_bare, by_warc = exported(polled), exported(bare), exported(archived)
+    assert any(by_bare[url]["summary"] != a["summary"] for url, a in by_poll.items())    # without the feeds
+    for url, a in by_poll.items():
+        for name in ("title", "body", "summary", "published"):
+            assert by_warc[url][name] == a[name], f"{url}: {name} differs"
+    assert ({m["canonical_url"]: (m["score"], m["evidence"]) for m in report(archived)["matches"]}
+            == {m["canonical_url"]: (m["score"], m["evidence"]) for m in report(polled)["matches"]})
 
 
 def test_capture_dates_choose_records_and_date_the_articles(tmp_path: Path) -> None:
