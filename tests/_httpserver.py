@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Callable, Mapping, Union
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -176,3 +177,18 @@ def delayed(seconds: float, status: int, headers: Mapping[str, str], body: bytes
         _send(h, status, headers, body)
 
     return handler
+
+
+def serve_site(server: LocalServer, root: Path, *, page_delay: float) -> None:
+    """Serve a rendered site folder (monitor.demo.site.render_site) from `server`: feeds at once,
+    every page `page_delay` seconds late, so that a pass lasts long enough to be interrupted."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            rel = "/" + path.relative_to(root).as_posix()
+            body = path.read_bytes()
+            if path.name == "feed.xml":
+                server.routes[rel] = (200, {"Content-Type": "application/rss+xml"}, body)
+            else:
+                route = delayed(page_delay, 200, {"Content-Type": "text/html; charset=utf-8"}, body)
+                server.routes[rel] = route
+                server.routes[rel.removesuffix("index.html")] = route

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import text
 
-from _httpserver import LocalServer, delayed
+from _httpserver import LocalServer, serve_site
 from sitegen import load_articles, make_article, render_site
 from test_cli_e2e import dump_toml
 from monitor.db.engine import make_engine
@@ -49,16 +49,7 @@ def _rows() -> list[dict]:
 
 def _serve(server: LocalServer, root: Path) -> list[str]:
     feeds = render_site(_rows(), root, server.url("").rstrip("/"))
-    for path in root.rglob("*"):
-        if path.is_file():
-            rel = "/" + path.relative_to(root).as_posix()
-            body = path.read_bytes()
-            if path.name == "feed.xml":
-                server.routes[rel] = (200, {"Content-Type": "application/rss+xml"}, body)
-            else:
-                route = delayed(PAGE_DELAY, 200, {"Content-Type": "text/html; charset=utf-8"}, body)
-                server.routes[rel] = route
-                server.routes[rel.removesuffix("index.html")] = route
+    serve_site(server, root, page_delay=PAGE_DELAY)
     return feeds
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from _httpserver import LocalServer, delayed
+from _httpserver import LocalServer, serve_site
 from sitegen import make_article, render_site
 from test_cli_e2e import exported, make_config
 
@@ -29,16 +29,7 @@ def _site(tmp_path: Path, server: LocalServer) -> list[str]:
                 for f in range(FEEDS) for a in range(PER_FEED)]
     root = tmp_path / "site"
     feeds = render_site(articles, root, server.url("").rstrip("/"))
-    for path in root.rglob("*"):
-        if path.is_file():
-            rel = "/" + path.relative_to(root).as_posix()
-            body = path.read_bytes()
-            if path.name == "feed.xml":
-                server.routes[rel] = (200, {"Content-Type": "application/rss+xml"}, body)
-            else:
-                route = delayed(0.15, 200, {"Content-Type": "text/html; charset=utf-8"}, body)
-                server.routes[rel] = route
-                server.routes[rel.removesuffix("index.html")] = route
+    serve_site(server, root, page_delay=0.15)
     return feeds
 
 
