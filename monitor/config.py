@@ -71,7 +71,7 @@ class FetchSettings:
     concurrency: int = _key(16, "Requests in flight at once, overall.")
     per_host: int = _key(2, "Requests in flight at once to one host.")
     page_retries: int = _key(3, "Passes that retry a page whose fetch failed before it is given up.")
-    max_new_entries: int = _key(200, "New entries of one feed whose pages one check fetches, newest first; a feed "
+    max_new_entries: int = _key(2000, "New entries of one feed whose pages one check fetches, newest first; a feed "
                                 "listing more (a flood) is worked through over the following checks, so it never "
                                 "holds a pass up. 0 = no bound.")
 
