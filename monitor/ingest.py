@@ -159,7 +159,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
 
     for record in read_warc(path, start=done.offset, max_bytes=pipeline.settings.fetch.max_page_bytes,
                             counts=counts, since=since, until=until):
-        offset = record.end
+        offset = max(offset, record.end)     # the offset reached only ever grows
         if record.page is not None:
             batch.append(record.page)
             batch_bytes += len(record.page.fetched.body)

@@ -90,12 +90,13 @@ def read_warc(path: Path, *, start: int = 0, max_bytes: int, counts: WarcCounts,
             fh.seek(pos)
             try:
                 for record in _records(fh, pos, max_bytes, counts, since, until, types):
-                    pos = record.end
+                    # Inside garbled data warcio's offsets may point back, even below 0: never go back.
+                    pos = max(pos, record.end)
                     yield record
                 return
             except _Broken as e:
                 counts.broken += 1
-                resume = _next_record_start(fh, e.at + 1, gzipped)
+                resume = _next_record_start(fh, max(e.at, pos) + 1, gzipped)
                 log.warning("%s: unreadable data at offset %d (%s); %s", path, e.at, _printable(e.reason),
                             f"going on at offset {resume}" if resume is not None else "nothing readable after it")
                 if resume is None:
