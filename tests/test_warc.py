@@ -29,6 +29,7 @@ from warcgen import ArchivedResponse, OtherRecord, crawl, write_warc
 from monitor.db.engine import make_engine
 
 SUMMIT = "trump-kim-summit-2018"
+DATA = Path(__file__).parent / "data" / "warc"
 
 
 def write_config(folder: Path, db_url: str, feeds: list[str] = (), **extra: object) -> Path:
@@ -389,3 +390,26 @@ def test_the_reader_survives_garbled_archives(tmp_path: Path, name: str) -> None
     counts = WarcCounts()
     assert {(r.page.fetched.url, r.page.fetched.body) for r in read_warc(tmp_path / name, max_bytes=1 << 20,
                                                                           counts=counts)} == written
+
+
+def test_garbled_data_whose_offsets_point_back_is_read_to_the_end(tmp_path: Path) -> None:
+    """A mutated archive (kept from a fuzz run) on which warcio reports an offset behind the one
+    reached: the reader used to resynchronise there and read the same stretch forever."""
+    import threading
+
+    from monitor.warc import WarcCounts, read_warc
+
+    counts, found, failed = WarcCounts(), [], []
+
+    def read() -> None:
+        try:
+            found.extend(read_warc(DATA / "offsets-point-back.warc.gz", max_bytes=1 << 20, counts=counts))
+        except Exception as e:      # any exception is a failure of the reader too
+            failed.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)      # a liveness bound for a loop, far above the few milliseconds the file takes
+    assert not reader.is_alive(), "the reader went back and read the same stretch again and again"
+    assert not failed, failed
+    assert found and counts.broken >= 1 and counts.records >= len(found)
