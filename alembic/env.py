@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
+from alembic import context
 from monitor.db.models import Base, SafeText, UTCDateTime
 
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.demo.site import LocalSite, render_site
@@ -47,7 +47,7 @@ def _unrelated(shared: Path, count: int) -> list[dict]:
     texts = [v["articleBody"] for v in json.loads((shared / "aeb" / "ground-truth.json").read_text()).values()]
     paragraphs = [p.strip() for t in texts for p in t.split("\n\n") if len(p.split()) > 25]
     rng = random.Random(11)
-    start = datetime(2018, 3, 10, tzinfo=timezone.utc)
+    start = datetime(2018, 3, 10, tzinfo=UTC)
     articles = []
     for i in range(count):
         body = "\n\n".join(rng.sample(paragraphs, 6))

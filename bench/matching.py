@@ -15,8 +15,8 @@ target (median <= 2 ms per article with 1,000 stories).
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import random
 import statistics
 import string

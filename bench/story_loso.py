@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor._types import Article
@@ -35,7 +35,7 @@ from monitor.matching.profile import DERIVED_BIAS, DERIVED_NAMES_SCALE, DERIVED_
 
 def _when(text: str) -> datetime:
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 Row = tuple[float, float | None, bool, bool]
@@ -61,7 +61,7 @@ def scored_rows(story_dir: Path) -> tuple[str, list[Row]]:
         published = _when(row["published"]) if row.get("published") else None
         article = Article(url=row["id"], final_url=row["id"], feed_url="", title=row.get("title", ""),
                           body=row.get("body", ""), summary=row.get("summary", ""), published=published,
-                          fetched_at=published or datetime.now(timezone.utc), lang=row.get("lang"))
+                          fetched_at=published or datetime.now(UTC), lang=row.get("lang"))
         result, rules, _ = matcher.explain(article, story.id)
         inside = rules["window"].score > 0 if "window" in rules else True
         details = rules["reference"].details

@@ -7,10 +7,10 @@ All datetimes are timezone-aware and in UTC.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Mapping, get_args
-
+from typing import Literal, get_args
 
 # An analyst's label on an article for a story: on it, off it, or a brief (passing) mention.
 JudgmentLabel = Literal["on", "off", "brief"]

@@ -12,15 +12,26 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from monitor import __version__
 from monitor._types import JUDGMENT_LABELS
-from monitor.config import (DEFAULT_CONFIG_NAME, Settings, check_database, configured_stories, describe_keys,
-                            find_config, load_settings, parse_duration, with_database)
+from monitor.config import (
+    DEFAULT_CONFIG_NAME,
+    Settings,
+    check_database,
+    configured_stories,
+    describe_keys,
+    find_config,
+    load_settings,
+    parse_duration,
+    with_database,
+)
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.progress import StatusLine
 from monitor.wording import plural
@@ -281,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "as a poll. Pages are dated by news:publication_date, else lastmod.",
                          epilog="Pages stored already are not fetched again. Articles are recorded under the feed\n"
                                 "sitemap:URL.\n\nexample:\n"
-                                "  monitor ingest sitemap https://example.org/news-sitemap.xml --since 2018-06-01 --until 2018-07-01")
+                                "  monitor ingest sitemap https://example.org/news-sitemap.xml \\\n"
+                                "      --since 2018-06-01 --until 2018-07-01")
     ism.add_argument("url", metavar="URL", help="the sitemap or sitemap index (http(s); gzipped or not)")
     ism.add_argument("--since", metavar="T", type=_time_arg, help="only pages dated from T on (undated pages are left out)")
     ism.add_argument("--until", metavar="T", type=_time_arg, help="only pages dated before T")
@@ -359,17 +371,17 @@ def _say_which_config(args: argparse.Namespace, path: Path | None, settings: Set
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     """ISO 8601 date or date-time (naive = UTC), or a relative `24h`/`7d`/`90m` meaning that long ago."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     t = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?\s*(s|m|min|h|d)", t, re.I):
         return now - timedelta(seconds=parse_duration(t))
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
-            return datetime.combine(date.fromisoformat(t), dtime(0), tzinfo=timezone.utc)
+            return datetime.combine(date.fromisoformat(t), dtime(0), tzinfo=UTC)
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is not a time: use 2018-05-01, 2018-05-24T14:00:00+00:00, or 24h / 7d") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _time_arg(text: str) -> datetime:
@@ -486,7 +498,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
             near, _ = near_misses(store, [s.id for s in stories], since=args.since, until=args.until)
     digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=args.since, until=args.until,
-                          generated_at=datetime.now(timezone.utc), near_misses=near)
+                          generated_at=datetime.now(UTC), near_misses=near)
     color = args.format == "text" and not args.output and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     _write(render(digest, args.format, color=color), args.output)
     return 0
@@ -585,9 +597,14 @@ def _check_url(url: str) -> None:
 def _ago(dt: datetime | None) -> str:
     if dt is None:
         return "never"
-    delta = datetime.now(timezone.utc) - dt
+    delta = datetime.now(UTC) - dt
     secs = int(abs(delta.total_seconds()))
-    text = f"{secs // 86400}d" if secs >= 86400 else f"{secs // 3600}h" if secs >= 3600 else f"{secs // 60}m" if secs >= 60 else f"{secs}s"
+    if secs >= 86400:
+        text = f"{secs // 86400}d"
+    elif secs >= 3600:
+        text = f"{secs // 3600}h"
+    else:
+        text = f"{secs // 60}m" if secs >= 60 else f"{secs}s"
     return f"{dt:%Y-%m-%d %H:%M} UTC ({text} {'ago' if delta.total_seconds() >= 0 else 'from now'})"
 
 
@@ -868,7 +885,7 @@ def _prune(settings: Settings, *, dry_run: bool) -> int:
         raise ConfigError("no retention policy: set drop_unmatched_after and/or drop_bodies_after under [retention] "
                           "(see config.example.toml)")
     with Store.open(settings.database_url) as store:
-        counts = prune(store, settings.retention, datetime.now(timezone.utc), dry_run=dry_run,
+        counts = prune(store, settings.retention, datetime.now(UTC), dry_run=dry_run,
                        progress=lambda c: log.info("%s", c.line()))
     print(counts.line(dry_run=dry_run))
     if dry_run:
@@ -885,7 +902,8 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 
     stories = configured_stories(settings)
     print(f"configuration {settings.path or '(defaults, no file)'} is valid: {plural(len(settings.feeds), 'feed')}, "
-          f"{plural(sum(s.enabled for s in stories), 'enabled story', 'enabled stories')}, database {masked_url(settings.database_url)}")
+          f"{plural(sum(s.enabled for s in stories), 'enabled story', 'enabled stories')}, "
+          f"database {masked_url(settings.database_url)}")
     return 0
 
 

@@ -13,9 +13,10 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from monitor import USER_AGENT
 from monitor.exceptions import ConfigError

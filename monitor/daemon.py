@@ -11,10 +11,11 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from monitor.config import Settings
 from monitor.exceptions import MonitorError
@@ -54,7 +55,7 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
     if settings.alerts or settings.digests:    # else nothing to check or register (nor to import)
         from monitor.alerts import prepare_delivery
 
-        prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
+        prepare_delivery(settings, store, stories, datetime.now(UTC))
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
@@ -63,7 +64,7 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
     if store.dialect_name == "postgresql" and feeds:
         from monitor.db.leases import claim_due_feeds, new_owner
 
-        claims = claim_due_feeds(store.engine, new_owner(), datetime.now(timezone.utc), len(feeds),
+        claims = claim_due_feeds(store.engine, new_owner(), datetime.now(UTC), len(feeds),
                                  float(settings.schedule.lease), due_only=False)
         held_elsewhere = max(0, len(feeds) - len(claims))
         feeds = [c.feed for c in claims]
@@ -145,7 +146,7 @@ def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
         return
     from monitor.alerts import deliver_alerts, run_due_digests
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         if settings.alerts:
             alerts = deliver_alerts(settings, store, now, stories=stories)
@@ -174,7 +175,7 @@ def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
         with advisory_lock(store.engine, "retention") as mine:
             if not mine:
                 return      # another daemon is pruning
-            counts = pruner.run(datetime.now(timezone.utc), max_batches=_PRUNE_BATCHES_PER_TICK, stop=stop.is_set)
+            counts = pruner.run(datetime.now(UTC), max_batches=_PRUNE_BATCHES_PER_TICK, stop=stop.is_set)
         if counts:
             log.info("%s", counts.line())
     except MonitorError as e:
@@ -188,10 +189,9 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from monitor.alerts import prepare_delivery
-
     from monitor.db.leases import claim_due_feeds, new_owner, register_daemon
 
-    prepare_delivery(settings, store, stories, datetime.now(timezone.utc))
+    prepare_delivery(settings, store, stories, datetime.now(UTC))
     stop = threading.Event()
     # SQLite serves one daemon (register_daemon refuses a second); PostgreSQL any number, which
     # claim due feeds with leases so that no feed is checked by two daemons at once.
@@ -212,7 +212,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
         def tick() -> None:
             if stop.is_set():
                 return
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             rebuild_due_stories(settings, store, stories, owner, now)
             # New story versions (rebuilt, judged, edited) count from the next pass on, in every daemon.
             pipeline.matcher = matcher_for(store, stories)
@@ -232,9 +232,9 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             if pruner is not None and not stop.is_set():
                 prune_some(store, pruner, stop)
 
-        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(tick, "interval", seconds=float(settings.schedule.tick), id="tick",
-                          next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
                           misfire_grace_time=None)
         scheduler.start()
         log.info("daemon started: %s, %s, checking every %gs for due feeds (Ctrl-C stops)",
@@ -290,7 +290,7 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
     finally:
         site.close()
     digest = build_digest([StoryInfo.of(s) for s in stories], matches, since=None, until=None,
-                          generated_at=datetime.now(timezone.utc))
+                          generated_at=datetime.now(UTC))
     sys.stdout.write(render(digest, fmt))
     print(kept.next_steps(config) if config else "demo: done (its temporary folder is removed); "
           "`monitor demo --keep DIR` keeps its database with a configuration to go on with", file=sys.stderr)

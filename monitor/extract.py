@@ -10,9 +10,8 @@ import codecs
 import json
 import logging
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Iterator
-
 from typing import TYPE_CHECKING
 
 import lxml.etree

@@ -10,8 +10,9 @@ import hashlib
 import html
 import io
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import feedparser
 import lxml.html

@@ -19,11 +19,12 @@ import ssl
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
 
 import brotli
 import httpcore
@@ -282,8 +283,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @contextmanager

@@ -22,19 +22,19 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from monitor._types import FeedEntry, FetchResult
 from monitor.config import Settings
 from monitor.db.archives import ArchiveProgress, load_progress, save_progress
 from monitor.exceptions import MonitorError, ParseError
-from monitor.pipeline import PassSummary, Pipeline
-from monitor.urls import is_http_url
 from monitor.feeds import declares_entities, parse_feed
-from monitor.urls import canonicalize
+from monitor.pipeline import PassSummary, Pipeline
+from monitor.urls import canonicalize, is_http_url
 from monitor.warc import FEED_TYPES, ArchivedPage, WarcCounts, read_warc
 
 log = logging.getLogger("monitor.ingest")
@@ -150,7 +150,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
         report.counts.add(counts)
         done = ArchiveProgress(done.path, fingerprint, offset, done.records + counts.records,
                                done.pages + counts.pages)
-        save_progress(store.engine, done, datetime.now(timezone.utc))
+        save_progress(store.engine, done, datetime.now(UTC))
         counts.clear()
         batch, batch_bytes = [], 0
         if progress is not None:

@@ -6,7 +6,7 @@ access, without loading DTDs, and a file whose DTD declares entities is refused 
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import lxml.etree
 

@@ -26,20 +26,21 @@ import random
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
 from monitor.config import Settings
 from monitor.db.leases import Claim, release_many, renew
-from monitor.db.story_state import record_learning
 from monitor.db.polling import load_poll_states, moved_to, record_move, write_poll_states
 from monitor.db.store import ArticleWrite, FeedResult, Store
+from monitor.db.story_state import record_learning
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.fetch import Fetcher, FetchPolicy, cache_max_age
 from monitor.lifeline import follow
@@ -69,7 +70,7 @@ _BYTES_AHEAD = 256 * 1024 * 1024
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -105,15 +106,18 @@ class PassSummary:
 
     def line(self) -> str:
         stories = ", ".join(f"{k} {v}" for k, v in sorted(self.matches_by_story.items()))
+        tail = [text for count, text in (
+            (self.rule_errors, plural(self.rule_errors, "rule error")),
+            (self.extractions_abandoned, plural(self.extractions_abandoned, "extraction") + " abandoned"),
+            (self.entries_deferred, plural(self.entries_deferred, "new entry", "new entries") + " left for later passes"),
+            (self.feeds_leased_elsewhere, plural(self.feeds_leased_elsewhere, "feed") + " left to the daemons holding them"),
+        ) if count]
         return (f"{'stopped' if self.stopped else 'pass done'} in {self.seconds:.1f}s: feeds {self.feeds_ok} ok, "
                 f"{self.feeds_not_modified} unchanged, {self.feeds_failed} failed; {plural(self.new_articles, 'new article')}"
                 f"{f' ({self.from_feed_text} from feed text)' if self.from_feed_text else ''}, "
                 f"{plural(self.pages_failed, 'page')} failed; {plural(self.new_matches, 'new match')}"
                 f"{f' ({stories})' if stories else ''}"
-                f"{'; ' + plural(self.rule_errors, 'rule error') if self.rule_errors else ''}"
-                f"{'; ' + plural(self.extractions_abandoned, 'extraction') + ' abandoned' if self.extractions_abandoned else ''}"
-                f"{'; ' + plural(self.entries_deferred, 'new entry', 'new entries') + ' left for later passes' if self.entries_deferred else ''}"
-                f"{'; ' + plural(self.feeds_leased_elsewhere, 'feed') + ' left to the daemons holding them' if self.feeds_leased_elsewhere else ''}")
+                + "".join("; " + text for text in tail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +454,7 @@ class Pipeline:
             return _FeedCheck(feed, error=e, poll=poll)
         if fetched.not_modified:
             return _FeedCheck(feed, fetched=fetched, poll=poll)
-        from monitor.feeds import parse_feed   # feedparser: not needed by a pass of 304s
+        from monitor.feeds import parse_feed  # feedparser: not needed by a pass of 304s
 
         try:
             parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
@@ -592,7 +596,7 @@ class Pipeline:
         self._submit_extraction(_Extraction(cand, fetched), tasks)
 
     def _submit_extraction(self, job: _Extraction, tasks: _Tasks) -> None:
-        from monitor.extract import extract_page   # lxml: not needed by a pass that stores nothing
+        from monitor.extract import extract_page  # lxml: not needed by a pass that stores nothing
 
         fetched = job.fetched
         kwargs = {"url": fetched.final_url, "encoding": _charset(fetched), "max_bytes": self.settings.fetch.max_page_bytes}

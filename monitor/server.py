@@ -25,8 +25,9 @@ import ipaddress
 import logging
 import re
 import signal
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response

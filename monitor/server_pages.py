@@ -135,7 +135,8 @@ code {{ font-size: 0.9em; }}
 <p>Media monitoring: the read API of stored matches and digests, and the Miniflux webhook.</p>
 <h2>Workspace</h2>
 <ul>
-<li><a href="/stories">Stories</a>: coverage, near misses and corrections; <a href="/feeds">feeds</a>; <a href="/articles">articles</a></li>
+<li><a href="/stories">Stories</a>: coverage, near misses and corrections;
+    <a href="/feeds">feeds</a>; <a href="/articles">articles</a></li>
 </ul>
 <h2>API documentation</h2>
 <ul>

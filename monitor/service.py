@@ -17,9 +17,10 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from monitor._types import FeedEntry, FeedState
 from monitor.config import Settings, find_config, load_settings
@@ -223,4 +224,4 @@ def _check_origin(origin: str) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Mapping, Union
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
-Route = Union[tuple[int, Mapping[str, str], bytes], Handler]
+Route = tuple[int, Mapping[str, str], bytes] | Handler
 
 
 @dataclass(frozen=True)

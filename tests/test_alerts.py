@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from _delivery import STORIES, STORY, Receiver, add_match
@@ -25,7 +26,7 @@ from monitor.db.alerts import AlertLedger
 from monitor.db.store import Store
 from monitor.exceptions import ConfigError
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor._types import Article
@@ -41,7 +41,7 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
         ids = {a.url: store.save_article(a)[0] for a, _ in fixtures}
         stale = ids["https://news.test/neg-kardashian"]
         store.save_matches(stale, [replace(Matcher([story]).match(fixtures[0][0])[0], story_id=STORY, matched=True)],
-                           datetime.now(timezone.utc))
+                           datetime.now(UTC))
         before = _snapshot(store)
 
         dry = backfill(store, story, dry_run=True, batch=4)
@@ -76,10 +76,10 @@ def test_time_range_limits_what_is_rescored(sqlite_url: str) -> None:
     with Store.open(sqlite_url, create=True) as store:
         for article, _ in _fixtures():
             store.save_article(article)
-        june = backfill(store, story, since=datetime(2018, 6, 1, tzinfo=timezone.utc),
-                        until=datetime(2018, 7, 1, tzinfo=timezone.utc))
+        june = backfill(store, story, since=datetime(2018, 6, 1, tzinfo=UTC),
+                        until=datetime(2018, 7, 1, tzinfo=UTC))
         assert 0 < june.scanned < len(_fixtures())
         stored = store.matches([STORY], None, None)
-        assert stored and all(datetime(2018, 6, 1, tzinfo=timezone.utc) <= m.when < datetime(2018, 7, 1, tzinfo=timezone.utc)
+        assert stored and all(datetime(2018, 6, 1, tzinfo=UTC) <= m.when < datetime(2018, 7, 1, tzinfo=UTC)
                               for m in stored)
         assert len(stored) == june.added

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
-
 from _httpserver import LocalServer
+from sqlalchemy import select, text
 from test_hostile import HTML_TYPE, RSS_TYPE, article_page, rss
+
 from monitor._types import Article, MatchResult
 from monitor.db import models as m
 from monitor.db.leases import claim_due_feeds, release_many

@@ -13,10 +13,10 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-
 from _apiserver import serving
 from test_api import STRIKE, SUMMIT, _fill, _settings
 from test_api_schema import JUDGMENTS, READ_OPERATIONS
+
 from monitor.server import WEBHOOK_PATH, create_app
 from monitor.service import MonitorService
 

@@ -6,7 +6,7 @@ import itertools
 import json
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from monitor._types import StoredMatch
 from monitor.report.cluster import MIN_CONTAINMENT, cluster_matches, is_copy, shingles
 
-T0 = datetime(2018, 5, 24, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2018, 5, 24, 14, 0, tzinfo=UTC)
 DEV_CORPUS = Path("/work/shared/corpus/dev.jsonl")
 
 WIRE = [

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
-
 from _httpserver import LocalServer, delayed, never_answer
+from sqlalchemy import Engine, text
 from test_cli_e2e import dump_toml
 from test_hostile import HTML_TYPE, article_page, rss
+
 from monitor.db.engine import make_engine
 
 PAGES = 16

@@ -12,7 +12,6 @@ import feedparser
 import lxml.html
 import pytest
 import trafilatura
-
 from sitegen import (
     ARTICLE_FIELDS,
     LocalSite,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor._types import Article
@@ -40,7 +40,7 @@ def test_the_readme_rule_plugin_example_works(tmp_path: Path) -> None:
     story = {"id": "pay", "title": "Paywalls", "rules": [{"name": "paywalled", "weight": 8.0, "required": True}],
              "bias": -4.0}
     (loaded,) = load_stories([story], plugin_dirs=[tmp_path])
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     hit = Article(url="https://x.example/a", final_url="https://x.example/a", feed_url="https://x.example/rss",
                   title="News", body="The start of it.\n\nSubscribe to continue reading.", fetched_at=now)
     miss = Article(url="https://x.example/b", final_url="https://x.example/b", feed_url="https://x.example/rss",

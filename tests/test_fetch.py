@@ -5,15 +5,15 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 
 import brotli
 import httpx
 import pytest
-
 from _httpserver import LocalServer, delayed, never_answer, slow_body
+
 from monitor import USER_AGENT
 from monitor.exceptions import (
     BlockedAddressError,
@@ -305,7 +305,7 @@ def test_429_with_retry_after_seconds(server: LocalServer, fetcher: Fetcher) -> 
 
 
 def test_503_with_retry_after_date(server: LocalServer, fetcher: Fetcher) -> None:
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=90), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
     server.routes["/down"] = (503, {"Retry-After": later}, b"")
     with pytest.raises(HTTPStatusError) as caught:
         fetcher.fetch(server.url("/down"))

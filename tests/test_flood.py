@@ -18,10 +18,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
-from sqlalchemy import select
-
 from _httpserver import LocalServer
+from sqlalchemy import select
 from test_hostile import HTML_TYPE, RSS_TYPE, article_page
+
 from monitor.config import settings_from_dict
 from monitor.db import models as m
 from monitor.db.store import Store
@@ -41,7 +41,7 @@ def _rss(items: list[tuple[str, str, datetime]]) -> bytes:
              f"<pubDate>{email.utils.format_datetime(published)}</pubDate></item>"
              for guid, link, published in items]
     return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Flood</title>"
-            f"<link>http://flood.example/</link>{''.join(parts)}</channel></rss>").encode("utf-8")
+            f"<link>http://flood.example/</link>{''.join(parts)}</channel></rss>").encode()
 
 
 class _Web:

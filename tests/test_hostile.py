@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from xml.sax.saxutils import escape
 
 import brotli
 import pytest
-
 from _httpserver import LocalServer, delayed, never_answer, slow_body
 from sitegen import make_article, serve_articles
 
@@ -48,7 +47,7 @@ def article_page(title: str, lead: str) -> bytes:
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body><nav><a href='/'>Home</a></nav><article><h1>{html.escape(title)}</h1>{body}</article>"
-            f"<footer>Hostile Herald</footer></body></html>").encode("utf-8")
+            f"<footer>Hostile Herald</footer></body></html>").encode()
 
 
 def rss(items: list[dict[str, str]], *, title: str = "Hostile Herald", prolog: str = "", ttl: str = "") -> bytes:
@@ -64,7 +63,7 @@ def rss(items: list[dict[str, str]], *, title: str = "Hostile Herald", prolog: s
     return (f"<?xml version='1.0' encoding='utf-8'?>{prolog}"
             f"<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
             f"<title>{escape(title)}</title><link>http://hostile.example/</link>{ttl}"
-            f"{''.join(parts)}</channel></rss>").encode("utf-8")
+            f"{''.join(parts)}</channel></rss>").encode()
 
 
 RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
@@ -242,8 +241,9 @@ GOOD = [make_article(f"good-{i}", feed=feed, title=f"Good article {i} on the sum
 
 def write_config(path: Path, db_url: str, feeds: list[str], **fetch: Any) -> Path:
     """config.example.toml (stories included) with the database, feeds and fetch settings replaced."""
-    from test_cli_e2e import dump_toml
     import tomllib
+
+    from test_cli_e2e import dump_toml
 
     cfg = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
     cfg["database"]["url"] = db_url

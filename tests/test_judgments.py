@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -282,16 +283,16 @@ def test_eval_scores_the_story_on_its_judged_articles_with_cross_validation(copy
 
 
 def test_cross_validation_never_scores_an_article_with_its_own_judgment() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from monitor._types import Article
     from monitor.matching.authoring import new_story, read_article
     from monitor.matching.crossval import TooFewJudgments, cross_validate
     from monitor.matching.loader import parse_story
 
-    start, end = (datetime.fromisoformat(d).replace(tzinfo=timezone.utc) for d in WINDOW)
+    start, end = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in WINDOW)
     table, _ = new_story(STORY, read_article(str(REFERENCE), None), start=start, end=end)
-    when = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    when = datetime(2024, 5, 1, tzinfo=UTC)
     # Five articles judged on that share nothing with the story nor with each other but the two
     # anchor words that make the matcher score them (Brekka, town).
     topics = ["Chess grandmaster wins the rapid championship in a tiebreak",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,7 @@ def test_plugin_story_selected_by_id_with_overrides() -> None:
     [story] = load_stories([{"id": SUMMIT, "threshold": 0.6, "enabled": False}])
     assert story.title == "Trump–Kim summit, 2018" and story.threshold == 0.6 and not story.enabled
     assert story.reference is not None and "theatlantic.com" in (story.reference.url or "")
-    assert story.start == datetime(2018, 3, 8, tzinfo=timezone.utc)
+    assert story.start == datetime(2018, 3, 8, tzinfo=UTC)
     assert story.origin.endswith("trump-kim-summit-2018.toml")
     assert Matcher([story]).stories == []   # disabled stories are not matched
 
@@ -91,7 +91,7 @@ def test_unknown_story_key_is_rejected_naming_story_and_key() -> None:
 def test_inline_story_matches() -> None:
     [story] = load_stories([INLINE])
     matcher = Matcher([story])
-    when = datetime(2021, 3, 2, tzinfo=timezone.utc)
+    when = datetime(2021, 3, 2, tzinfo=UTC)
     article = Article(url="https://t.test/s", final_url="https://t.test/s", feed_url="", fetched_at=when,
                       published=when, title="Walkout", body="Dockers began a strike against the harbour board.")
     [result] = matcher.match(article)
@@ -128,7 +128,7 @@ def test_plugin_folder_with_custom_rule_and_story_is_discovered(tmp_path: Path) 
     assert infos["coverage"].origin == "built-in"
     assert (infos["shout"].version, infos["shout"].origin) == ("2.0", f"{tmp_path.name}/shout.py")
     stories = load_stories([{"id": "shouting"}, {"id": "quiet"}], plugin_dirs=[tmp_path])
-    when = datetime(2021, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2021, 1, 1, tzinfo=UTC)
     article = Article(url="u", final_url="u", feed_url="", fetched_at=when, title="BREAKING NEWS", body="Text.")
     verdicts = {r.story_id: r for r in Matcher(stories).match(article)}
     assert verdicts["shouting"].matched and verdicts["shouting"].evidence == ("the title shouts",)
@@ -163,7 +163,7 @@ def test_missing_plugin_folder_is_an_error(tmp_path: Path) -> None:
 def test_prefilter_evaluates_only_stories_whose_facets_all_occur() -> None:
     tables = [{**INLINE, "id": f"s{i}", "facets": {"who": [f"name{i}"], "what": ["strike*"]}} for i in range(50)]
     matcher = Matcher(load_stories(tables))
-    when = datetime(2021, 3, 2, tzinfo=timezone.utc)
+    when = datetime(2021, 3, 2, tzinfo=UTC)
     article = Article(url="u", final_url="u", feed_url="", fetched_at=when, published=when,
                       title="Name7 and name12", body="Name7 strikes. Name12 walks out. Name30 watches.")
     # Facets are checked on the whole document: "strikes" serves s7, s12 and s30 alike.
@@ -212,7 +212,7 @@ def test_story_derived_from_an_article_loads_and_matches_it(tmp_path: Path) -> N
     (tmp_path / "eastwick.toml").write_text(to_toml(table), encoding="utf-8")
     assert tomllib.loads((tmp_path / "eastwick.toml").read_text(encoding="utf-8"))["id"] == "eastwick-strike"
     [story] = load_stories([{"id": "eastwick-strike"}], plugin_dirs=[tmp_path])
-    when = datetime(2021, 3, 2, tzinfo=timezone.utc)
+    when = datetime(2021, 3, 2, tzinfo=UTC)
     article = Article(url="u", final_url="u", feed_url="", fetched_at=when, published=when,
                       title="Eastwick dockers strike", body=text)
     [result] = Matcher([story]).match(article)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,11 +51,11 @@ _PARAPHRASED = (
 def _article(title: str, body: str, when: datetime | None, outlet: str = "Daily Planet", n: int = 0) -> Article:
     url = f"https://{outlet.lower().replace(' ', '')}.test/{n}"
     return Article(url=url, final_url=url, feed_url="https://feed.test/rss", title=title, body=body,
-                   fetched_at=when or datetime(2018, 6, 13, tzinfo=timezone.utc), published=when, outlet=outlet)
+                   fetched_at=when or datetime(2018, 6, 13, tzinfo=UTC), published=when, outlet=outlet)
 
 
 def _june(day: int) -> datetime:
-    return datetime(2018, 6, day, 9, tzinfo=timezone.utc)
+    return datetime(2018, 6, day, 9, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import socket
 
 import httpcore
 import pytest
-
 from _httpserver import LocalServer
+
 from monitor.exceptions import BlockedAddressError
 from monitor.netguard import GuardedBackend, check_host, forbidden_reason
 

@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
 import pytest
+from _httpserver import LocalServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _httpserver import LocalServer
 from monitor.exceptions import ParseError
 from monitor.feeds import parse_feed
 from monitor.urls import absolute_http_url, canonicalize, is_http_url

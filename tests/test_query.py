@@ -7,7 +7,20 @@ from hypothesis import strategies as st
 
 from monitor.exceptions import QueryError
 from monitor.matching.query import (
-    And, Document, Hit, Near, Not, Or, Phrase, Prefix, Query, Term, Token, analyze, make_document, parse,
+    And,
+    Document,
+    Hit,
+    Near,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    Term,
+    Token,
+    analyze,
+    make_document,
+    parse,
 )
 
 

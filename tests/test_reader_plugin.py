@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -292,7 +292,7 @@ def test_entries_the_monitor_could_not_take_are_handed_over_later(tmp_path: Path
 def test_monitor_reader_sync_command(tmp_path: Path, config: Path, news: News,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "reader.sqlite"
-    may = news.item("on-revival", published=datetime(2018, 5, 26, 9, 0, tzinfo=timezone.utc))
+    may = news.item("on-revival", published=datetime(2018, 5, 26, 9, 0, tzinfo=UTC))
     first = news.serve_feed("/rss", [news.item("on-summit-day"), may])
     second = news.serve_feed("/other", [news.item("neg-kardashian")])
     with make_reader(str(db)) as plain:           # reader's history, before the monitor is involved

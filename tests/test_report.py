@@ -6,7 +6,7 @@ import io
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -16,7 +16,7 @@ from monitor.report import FORMATS, Digest, StoryInfo, build_digest, render
 from monitor.report.digest import highlight, highlight_terms
 from monitor.report.render_text import sparkline
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2018, 5, 24, 14, 5, tzinfo=UTC)
 SUMMIT = StoryInfo("trump-kim-summit-2018", "Trump–Kim summit, 2018",
                    reference_url="https://reference.example/i-want-you", description="The 2018 summit.")
@@ -371,7 +371,7 @@ def test_near_misses_from_the_web_are_escaped_in_every_format() -> None:
     assert {tag for tag, _ in parser.tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3",
                                                "p", "code", "section", "ol", "li", "a", "span", "div"}
     for tag, attrs in parser.tags:
-        for name, value in attrs:
+        for name, _value in attrs:
             assert not name.startswith("on") and name not in {"src", "srcdoc", "formaction"}, (tag, name)
     assert [dict(attrs)["href"] for tag, attrs in parser.tags if tag == "a"] == ['https://ok.example/"onmouseover="alert(7)']
     assert "&lt;svg onload=alert(8)&gt;" in html and "javascript:alert(3)" in html

@@ -20,11 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
-
 from _httpserver import LocalServer, serve_site
 from sitegen import load_articles, make_article, render_site
+from sqlalchemy import text
 from test_cli_e2e import dump_toml
+
 from monitor.db.engine import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
 from _httpserver import LocalServer
+from sqlalchemy import func, select
 from test_cli_e2e import make_config, monitor
 from test_hostile import HTML_TYPE, RSS_TYPE, article_page, rss
+
 from monitor._types import Article, MatchResult
 from monitor.config import RetentionSettings, settings_from_dict
 from monitor.db import models as m

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from monitor._types import Article
 from monitor.matching import Document, Facet, Matcher, Name, RuleResult, RuleSpec, Story
 from monitor.matching.rules import CoverageRule, LeadRule, QueryRule, ReferenceRule, TitleRule, WindowRule
 
-UTC = timezone.utc
+UTC = UTC
 
 STORY = Story(
     id="visit", title="A state visit",

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from _httpserver import LocalServer
+from sqlalchemy import select
 from test_cli_e2e import make_config, monitor
 from test_hostile import HTML_TYPE, RSS_TYPE, article_page, rss
+
 from monitor.db import models as m
 from monitor.db.leases import claim_due_feeds, release
 from monitor.db.store import Store

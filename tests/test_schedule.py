@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from monitor.config import ScheduleSettings, Duration
+from monitor.config import Duration, ScheduleSettings
 from monitor.schedule import MAX_CONSECUTIVE_FAILURES, CheckOutcome, next_check
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 S = ScheduleSettings(interval=Duration(900), min_interval=Duration(300), max_interval=Duration(6 * 3600))
 
 

@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from _delivery import STORIES, STORY, Receiver, add_match
@@ -22,7 +23,7 @@ from monitor.db.alerts import AlertLedger
 from monitor.db.store import Store
 from monitor.exceptions import ConfigError
 
-UTC = timezone.utc
+UTC = UTC
 # A Wednesday.
 T0 = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -107,7 +107,7 @@ def test_unknown_origin_is_refused(sqlite_url: str) -> None:
 def test_inbox_claims_keep_two_workers_apart(sqlite_url: str) -> None:
     with MonitorService(_settings(sqlite_url)) as svc:
         svc.submit("reader", "https://example.org/feed", [external_entry(id="a", link="https://example.org/a")])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         first = inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)
         assert len(first) == 1 and first[0].entries[0].link == "https://example.org/a"
         assert inbox.take(svc.store.engine, now, limit=10, claim_seconds=60) == []     # claimed

@@ -14,8 +14,8 @@ import pytest
 from _httpserver import LocalServer
 
 from monitor._types import Article
-from monitor.matching.profile import DERIVED_SIMILARITY_WEIGHT
 from monitor.db.store import Store
+from monitor.matching.profile import DERIVED_SIMILARITY_WEIGHT
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
 SUMMIT = "trump-kim-summit-2018"

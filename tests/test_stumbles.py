@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _httpserver import LocalServer
 from test_cli_e2e import make_config, monitor
 from test_report import OTHER, digest, match
+
 from monitor.cli import FEED_ERRORS_EXIT, build_parser
 from monitor.report import render
 from monitor.wording import plural

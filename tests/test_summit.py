@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,7 +66,7 @@ def test_prefilter_skips_articles_that_cannot_match(matcher: Matcher) -> None:
 
 
 def test_outside_window_vetoes_even_a_perfect_article(matcher: Matcher) -> None:
-    article, _ = _article("on-summit-day", published=datetime(2019, 2, 27, tzinfo=timezone.utc))
+    article, _ = _article("on-summit-day", published=datetime(2019, 2, 27, tzinfo=UTC))
     result = _verdict(matcher, article)
     assert result is not None and not result.matched and result.score == 0.0
     assert "published 2019-02-27, outside the story window" in result.evidence
@@ -87,7 +87,7 @@ def test_reference_article_matches_its_own_story(matcher: Matcher) -> None:
     if not REFERENCE.exists():
         pytest.skip(f"reference text not available at {REFERENCE}")
     title, _, body = REFERENCE.read_text(encoding="utf-8").partition("\n")
-    published = datetime(2018, 5, 25, 16, 0, tzinfo=timezone.utc)
+    published = datetime(2018, 5, 25, 16, 0, tzinfo=UTC)
     article = Article(url="https://reference.test/a", final_url="https://reference.test/a", feed_url="",
                       title=title.strip(), body=body.strip(), fetched_at=published, published=published)
     result = _verdict(matcher, article)

@@ -16,16 +16,16 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-
 from sitegen import article_url, make_article, serve_articles
+from sqlalchemy import text
 from test_cli_e2e import dump_toml
 from test_crash import count, reap, start
 from warcgen import ArchivedResponse, OtherRecord, crawl, write_warc
+
 from monitor.db.engine import make_engine
 
 SUMMIT = "trump-kim-summit-2018"
@@ -142,7 +142,7 @@ def test_capture_dates_choose_records_and_date_the_articles(tmp_path: Path) -> N
     articles = [make_article(f"d{i}", title=f"Harbour news {i}") for i in range(4)]
     with serve_articles(tmp_path, articles) as (site, _feeds):
         pages = crawl(article_url(site.base_url, a) for a in articles)
-    dates = [datetime(2018, m, 10, 12, tzinfo=timezone.utc) for m in (4, 5, 6, 7)]
+    dates = [datetime(2018, m, 10, 12, tzinfo=UTC) for m in (4, 5, 6, 7)]
     warc = write_warc(tmp_path / "dated.warc", [ArchivedResponse(p.url, p.body, p.headers, date=d)
                                                 for p, d in zip(pages, dates)])
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'm.db'}")

@@ -159,7 +159,7 @@ def test_the_near_misses_say_why_they_fell_short(open_server: str) -> None:
     assert [" ".join(i.xpath("./div[@class='head']/a")[0].text_content().split()) for i in items] == [OFF_STORY_NEAR_MISS]
     why = " ".join(items[0].xpath(".//p[@class='short']")[0].text_content().split())
     assert re.search(r"score 0\.\d{3} below the threshold 0\.\d\d", why)
-    assert items[0].xpath(".//form[@action='/stories/%s/judge']//input[@name='label']/@value" % STORY) == ["on"]
+    assert items[0].xpath(f".//form[@action='/stories/{STORY}/judge']//input[@name='label']/@value") == ["on"]
     current = tree.xpath("//nav[@class='tabs']/a[@aria-current='page']/text()")
     assert current == ["Near misses (1)"]
 
@@ -292,7 +292,9 @@ def test_marking_a_match_wrong_removes_it_once_applied(guarded: tuple[str, Path]
 def test_the_workspace_reads_on_each_database(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
-    from test_api import FOUND, STRIKE as API_STRIKE, SUMMIT as API_SUMMIT, _fill, _settings
+    from test_api import FOUND, _fill, _settings
+    from test_api import STRIKE as API_STRIKE
+    from test_api import SUMMIT as API_SUMMIT
 
     monkeypatch.delenv("MONITOR_API_TOKEN", raising=False)
     with MonitorService(_settings(db_url)) as svc, serving(create_app(svc)) as base:

@@ -12,9 +12,9 @@ import io
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -37,7 +37,7 @@ class OtherRecord:
     content_type: str = "application/warc-fields"
 
 
-Record = Union[ArchivedResponse, OtherRecord]
+Record = ArchivedResponse | OtherRecord
 
 
 def crawl(urls: Iterable[str], *, date: datetime | None = None) -> list[ArchivedResponse]:
@@ -74,4 +74,4 @@ def write_records(fh: BinaryIO, records: Iterable[Record], *, gzip: bool) -> Non
 
 
 def _warc_date(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,7 +8,7 @@ both day fields are restricted a day matches either, as cron has always done.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["CronSchedule"]
@@ -66,7 +66,7 @@ class CronSchedule:
                         candidate = datetime.combine(day, time(hour, minute))
                         if candidate < start:
                             continue
-                        fires = candidate.replace(tzinfo=self.tz).astimezone(timezone.utc)
+                        fires = candidate.replace(tzinfo=self.tz).astimezone(UTC)
                         if fires > t:          # a wall time repeated at a DST change fires once
                             return fires
             day += timedelta(days=1)
@@ -94,7 +94,7 @@ class CronSchedule:
 
 def _zone(name: str) -> ZoneInfo | timezone:
     if name.upper() == "UTC":
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -10,9 +10,10 @@ so nothing goes twice, also across restarts and with several daemons.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from monitor.alerts import policy
 from monitor.alerts.errors import DeliveryError

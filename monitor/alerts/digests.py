@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from monitor.alerts import policy
 from monitor.alerts.cron import CronSchedule

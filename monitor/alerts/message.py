@@ -7,12 +7,13 @@ Slack, one clean line for e-mail headers), and only http(s) addresses become lin
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from html import escape
-from typing import Any, Sequence
+from typing import Any
 
 from monitor._types import StoredMatch
 from monitor.report._safe import iso, link_target, one_line, short_time

@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 
 from monitor._types import StoredNearMiss
-
 from monitor.db import models as m
 from monitor.db.engine import transaction
 from monitor.db.store import FILED_AT, Store, matches_in

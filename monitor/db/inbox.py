@@ -8,9 +8,10 @@ is idempotent (entries already seen are skipped), so taking a row twice stores n
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 

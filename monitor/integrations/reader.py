@@ -36,7 +36,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -318,7 +318,7 @@ class _Bridge:
 
     def sync(self, reader: Reader, *, since: datetime | None) -> int:
         if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)     # reader's times are aware, in UTC
+            since = since.replace(tzinfo=UTC)     # reader's times are aware, in UTC
         self.flush_all()
         handed = 0
         for feed in list(reader.get_feeds()):

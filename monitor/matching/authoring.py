@@ -7,10 +7,11 @@ file (plain text or HTML) into an Article; `new_story` derives a story table fro
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from monitor._types import Article, MatchResult
 from monitor.exceptions import ConfigError, FetchError, MonitorError, QueryError

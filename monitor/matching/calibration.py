@@ -7,8 +7,8 @@ gap between the two, averaged over bins weighted by how many articles each holds
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 __all__ = ["ReliabilityBin", "reliability", "expected_calibration_error"]
 

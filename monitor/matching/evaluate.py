@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from monitor._types import Article
 from monitor.exceptions import MonitorError
@@ -95,11 +96,11 @@ def metrics(tp: int, fp: int, on: int, off: int) -> tuple[float, float, float, f
 def _article(row: Mapping[str, Any]) -> Article:
     published = None
     if row.get("published"):
-        published = datetime.fromisoformat(row["published"]).astimezone(timezone.utc)
+        published = datetime.fromisoformat(row["published"]).astimezone(UTC)
     url = f"corpus:{row['id']}"
     return Article(url=url, final_url=url, feed_url=str(row.get("feed") or ""), title=row.get("title") or "",
                    body=row.get("body") or "", summary=row.get("summary") or "",
-                   fetched_at=published or datetime.now(timezone.utc), published=published,
+                   fetched_at=published or datetime.now(UTC), published=published,
                    lang=row.get("lang"), outlet=row.get("outlet"))
 
 
@@ -116,11 +117,11 @@ def evaluate_corpus(path: Path, stories: Sequence[Story], story_id: str, *,
     matcher = Matcher([s for s in stories if s.id == story_id])
     rows = [r for r in rows if select is None or select(r)]
     scores: dict[str, float] = {}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     for row in rows:
         results = matcher.match(_article(row))
         scores[row["id"]] = next((r.score for r in results if r.story_id == story_id), 0.0)
-    elapsed_ms = (datetime.now(timezone.utc) - started).total_seconds() * 1000
+    elapsed_ms = (datetime.now(UTC) - started).total_seconds() * 1000
 
     labels = {r["id"]: r["label"] for r in rows}
     on = sum(1 for v in labels.values() if v == "on")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from monitor.exceptions import ConfigError, PluginError
 from monitor.matching.base import Facet, Name, Reference, RuleSpec, Story
@@ -269,10 +270,10 @@ def _datetime(value: Any, where: str, key: str, *, end: bool) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _fail(where, key, "needs a time zone offset (e.g. 2018-03-08T00:00:00Z)")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if isinstance(value, date):
         # A bare date covers the whole day.
-        return datetime.combine(value, time.max if end else time.min, tzinfo=timezone.utc)
+        return datetime.combine(value, time.max if end else time.min, tzinfo=UTC)
     raise _fail(where, key, f"must be a date or date-time, got {value!r}")
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from monitor._types import Article, MatchResult
 from monitor.matching.base import Document, Rule, RuleResult, Story

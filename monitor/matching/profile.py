@@ -13,11 +13,11 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from monitor.matching.names import DerivedName
 from monitor.matching.text import CALENDAR_WORDS, fold, split_paragraphs, tokenize

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from monitor.matching.base import Document, RuleResult, Story
 from monitor.matching.profile import similarity, tfidf_vector

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["CALENDAR_WORDS", "FOLD_EXTRA", "fold", "is_cjk", "tokenize", "split_paragraphs", "split_sentences", "find_phrase", "Alias",
-           "parse_alias"]
+__all__ = ["CALENDAR_WORDS", "FOLD_EXTRA", "fold", "is_cjk", "tokenize", "split_paragraphs", "split_sentences", "find_phrase",
+           "Alias", "parse_alias"]
 
 # Han, Hiragana, Katakana, Hangul syllables and jamo: written without spaces between words.
 _CJK = r"\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 # Control characters (terminal escapes among them) and the bidi controls that can reorder
@@ -31,7 +31,7 @@ def iso(t: datetime | None) -> str | None:
     """ISO 8601 in UTC with an explicit offset, to the second."""
     if t is None:
         return None
-    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     return t.isoformat(timespec="seconds")
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from monitor._types import StoredMatch, StoredNearMiss
 from monitor.report._safe import one_line
@@ -292,7 +293,7 @@ def _next(unit: TimeUnit, t: datetime) -> datetime:
 
 def _utc(t: datetime) -> datetime:
     """Aware UTC; a naive time is taken to be UTC already."""
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _utc_or_none(t: datetime | None) -> datetime | None:
