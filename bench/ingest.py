@@ -206,10 +206,20 @@ def write_config(folder: Path, feed_urls: list[str], *, database: str | None, wo
     return path
 
 
-def run_pass(config: Path) -> PassRun:
-    """Run `monitor --config CONFIG run --once` as a child process and measure it."""
+@dataclass(frozen=True)
+class ChildRun:
+    """One `monitor` command run as a child process: its output, wall time and memory."""
+    out: str
+    err: str
+    wall_seconds: float
+    peak_pss_mib: float     # the summed PSS of the process tree, sampled
+    max_rss_mib: float      # the largest child's peak RSS, as the kernel reports it
+
+
+def run_monitor(config: Path, *args: str) -> ChildRun:
+    """Run `monitor --config CONFIG ARGS...` as a child process and measure it; exit on failure."""
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run", "--once"],
+    child = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), *args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = _PeakSampler(child.pid)
     sampler.start()
@@ -217,13 +227,19 @@ def run_pass(config: Path) -> PassRun:
     wall = time.monotonic() - started
     sampler.stop()
     if child.returncode != 0:
-        raise SystemExit(f"monitor exited with {child.returncode}:\n{err[-4000:]}")
-    summary = next((line for line in reversed(err.splitlines()) if "pass done" in line or "stopped" in line), err.strip())
-    found = re.search(r"(?:pass done|stopped) in ([0-9.]+)s", summary)
+        raise SystemExit(f"monitor {' '.join(args)} exited with {child.returncode}:\n{err[-4000:]}")
     # Linux reports ru_maxrss in KiB.
-    max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return PassRun(wall_seconds=wall, pass_seconds=float(found.group(1)) if found else None, summary=summary,
-                   peak_pss_mib=sampler.peak_kib / 1024, max_rss_mib=max_rss)
+    return ChildRun(out, err, wall, sampler.peak_kib / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def run_pass(config: Path) -> PassRun:
+    """Run `monitor --config CONFIG run --once` as a child process and measure it."""
+    run = run_monitor(config, "run", "--once")
+    summary = next((line for line in reversed(run.err.splitlines()) if "pass done" in line or "stopped" in line),
+                   run.err.strip())
+    found = re.search(r"(?:pass done|stopped) in ([0-9.]+)s", summary)
+    return PassRun(wall_seconds=run.wall_seconds, pass_seconds=float(found.group(1)) if found else None, summary=summary,
+                   peak_pss_mib=run.peak_pss_mib, max_rss_mib=run.max_rss_mib)
 
 
 class _PeakSampler(threading.Thread):

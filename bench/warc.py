@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import NewsWeb, _PeakSampler, generate_articles, run_pass, write_config  # noqa: E402
+from ingest import NewsWeb, generate_articles, run_monitor, run_pass, write_config  # noqa: E402
 from warcgen import ArchivedResponse, OtherRecord, Record, write_records  # noqa: E402
 
 from monitor.demo.site import render_site  # noqa: E402
@@ -129,20 +127,10 @@ class IngestRun:
 
 
 def run_ingest(config: Path, warc: Path) -> IngestRun:
-    started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "ingest", "warc", str(warc)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = _PeakSampler(child.pid)
-    sampler.start()
-    out, err = child.communicate()
-    wall = time.monotonic() - started
-    sampler.stop()
-    if child.returncode != 0:
-        raise SystemExit(f"monitor ingest exited with {child.returncode}:\n{err[-4000:]}")
-    summary = out.strip().splitlines()[-1]
+    run = run_monitor(config, "ingest", "warc", str(warc))
+    summary = run.out.strip().splitlines()[-1]
     found = re.search(r"pages \(([0-9.]+)/s\)", summary)
-    return IngestRun(wall, summary, float(found.group(1)) if found else None, sampler.peak_kib / 1024,
-                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return IngestRun(run.wall_seconds, summary, float(found.group(1)) if found else None, run.peak_pss_mib, run.max_rss_mib)
 
 
 def main(argv: list[str] | None = None) -> int:
