@@ -314,3 +314,19 @@ def test_the_workspace_reads_on_each_database(db_url: str, monkeypatch: pytest.M
         page = httpx.get(f"{base}/stories/{API_STRIKE}")
         assert page.status_code == 200 and "Harbour &lt;strike&gt;" in page.text and "<strike>" not in page.text
         assert "Dockers strike &lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+
+@pytest.mark.parametrize("tab, label, button", [("", "off", "Mark wrong"), ("?tab=near-misses", "on", "Mark right")])
+def test_each_item_has_its_judge_form(guarded: tuple[str, Path], tab: str, label: str, button: str) -> None:
+    base, _ = guarded
+    with httpx.Client(base_url=base) as client:
+        _login(client)
+        tree = _tree(client.get(STORY_PATH + tab))
+        forms = tree.xpath("//form[@class='judge']")
+        assert forms and len(forms) == len(tree.xpath("//ol[@class='items']/li"))
+        assert {f.xpath("string(.//button)") for f in forms} == {button}
+        assert {f.xpath("string(.//input[@name='label']/@value)") for f in forms} == {label}
+        assert all(f.xpath("string(@action)") == STORY_PATH + "/judge" for f in forms)
+        assert all(f.xpath("string(.//input[@name='url']/@value)").startswith("http") for f in forms)
+        assert not any(f.xpath(".//input[@name='token']") for f in forms)   # the session stands for it
