@@ -30,6 +30,12 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
+from monitor.extras import require_extra
+
+# Before FastAPI is first imported: without the extra, `monitor serve` stops with one line saying what
+# to install, not an ImportError's traceback. (Hence the imports below this line: E402 in pyproject.)
+require_extra("serve", "`monitor serve`")
+
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
