@@ -1,4 +1,5 @@
-"""The extras: without `serve` and `postgres` installed, `monitor run` and `report` work as before, and
+"""The extras: without `serve` and `postgres` installed, the contract's commands (`run`, `report`, `export`,
+`stories add`) work as before, and
 `monitor serve` or a PostgreSQL URL stop with one line saying what to install, never a traceback.
 
 "Not installed" is made real in a child interpreter: a finder placed first on sys.meta_path refuses
@@ -69,6 +70,18 @@ def test_run_and_report_need_no_extra(tmp_path: Path) -> None:
     story = next(s for s in json.loads(report.stdout)["stories"] if s["id"] == SUMMIT)
     by_url = ids_by_url(load_articles(), site.base_url)
     assert {by_url[m["url"]] for m in story["matches"]} == DEMO_ON
+    export = without_extras("--config", str(config), "export", "articles", cwd=config.parent)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert len(export.stdout.splitlines()) == len(load_articles())
+
+
+def test_stories_add_needs_no_extra(tmp_path: Path) -> None:
+    config = make_config(tmp_path, f"sqlite:///{tmp_path / 'monitor.db'}", [])
+    added = without_extras("--config", str(config), "stories", "add", "flood", "--reference",
+                           str(ROOT / "tests" / "data" / "stories" / "disaster-reference.txt"), "--start", "2024-04-14",
+                           "--end", "2024-09-30", "--output", str(tmp_path / "stories"), cwd=config.parent)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert (tmp_path / "stories" / "flood.toml").is_file()
 
 
 def test_serve_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
