@@ -1,6 +1,6 @@
-"""The extras: without `serve` and `postgres` installed, the contract's commands (`run`, `report`, `export`,
-`stories add`) work as before, and
-`monitor serve` or a PostgreSQL URL stop with one line saying what to install, never a traceback.
+"""The extras: without `serve` and `postgres` installed, the contract's commands (`run`, `report`,
+`export`, `stories add`) work as before, and `monitor serve` or a PostgreSQL URL stop with one line
+saying what to install, never a traceback.
 
 "Not installed" is made real in a child interpreter: a finder placed first on sys.meta_path refuses
 the extras' modules, as an environment without them would, before anything of the monitor is imported.
