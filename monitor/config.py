@@ -48,7 +48,10 @@ class Duration(float):
 
 def _key(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        def fresh() -> Any:   # a copy for every instance: never one list shared by all
+            return type(default)(default)
+
+        return field(default_factory=fresh, metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -579,7 +582,7 @@ def describe_keys() -> list[tuple[str, str, str]]:
     for section, cls in [*_SECTIONS.items(), *arrays.items()]:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             prefix = f"{section}[]" if section in arrays else section
             rows.append((f"{prefix}.{f.name}", _show(default), f.metadata.get("help", "")))
     rows.append(("stories[]", "", _SECTION_HELP["stories"]))

@@ -14,6 +14,16 @@ class ConfigError(MonitorError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class MissingExtraError(MonitorError):
+    """A part of the monitor needs an optional extra that is not installed. The message says how to install it."""
+
+    def __init__(self, extra: str, needed_by: str, missing: list[str]) -> None:
+        self.extra = extra
+        self.missing = missing
+        super().__init__(f"{needed_by} needs the '{extra}' extra ({', '.join(missing)} not installed): "
+                         f"pip install 'monitor[{extra}]'")
+
+
 class StorageError(MonitorError):
     """The database cannot be used as asked."""
 

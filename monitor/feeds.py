@@ -209,7 +209,7 @@ def _published(raw: Mapping[str, Any]) -> datetime | None:
         if zoned is not None:
             return plausible_published(zoned)
         try:
-            return plausible_published(datetime(*parsed[:6], tzinfo=UTC))
+            return plausible_published(datetime(*parsed[:6]).replace(tzinfo=UTC))
         except (TypeError, ValueError, OverflowError):
             return None
     return None

@@ -363,7 +363,8 @@ class _Brotli:
         self._obj = brotli.Decompressor()
 
     def decode(self, data: bytes, max_length: int) -> bytes:
-        return self._obj.process(data, output_buffer_limit=max_length)
+        decoded: bytes = self._obj.process(data, output_buffer_limit=max_length)   # brotli is untyped
+        return decoded
 
     def pending(self) -> bool:
         return not self._obj.can_accept_more_data()

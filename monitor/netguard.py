@@ -20,7 +20,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
@@ -36,6 +36,8 @@ _MAX_LOOKUPS = 32
 _lookups = threading.BoundedSemaphore(_MAX_LOOKUPS)
 # The resolver itself, a module attribute so that a test can stand in a resolver that never answers.
 _getaddrinfo = socket.getaddrinfo
+# One answer of getaddrinfo: family, type, protocol, canonical name, socket address (its shape depends on the family).
+_AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
@@ -104,7 +106,7 @@ def check_host(host: str, port: int, allow_private: bool, timeout: float | None 
     return addresses
 
 
-def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+def _resolve(host: str, port: int, timeout: float | None) -> Sequence[_AddressInfo]:
     """getaddrinfo for `host`, bounded by `timeout`: numeric spellings at once, names in a worker."""
     try:
         host.encode("idna")
@@ -119,14 +121,15 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
     give_up = time.monotonic() + timeout
     if not _lookups.acquire(timeout=max(0.0, timeout)):
         raise TimeoutError(f"no resolver free to look up {host!r} within {timeout:g} s")
-    outcome: dict[str, Any] = {}
+    answers: list[Sequence[_AddressInfo]] = []
+    failures: list[BaseException] = []
     answered = threading.Event()
 
     def lookup() -> None:
         try:
-            outcome["infos"] = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answers.append(_getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except BaseException as e:   # handed to the waiting caller
-            outcome["error"] = e
+            failures.append(e)
         finally:
             _lookups.release()
             answered.set()
@@ -135,9 +138,9 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
     threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
     if not answered.wait(max(0.0, give_up - time.monotonic())):
         raise TimeoutError(f"looking up {host!r} took longer than {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["infos"]
+    if failures:
+        raise failures[0]
+    return answers[0]
 
 
 class GuardedBackend(httpcore.SyncBackend):

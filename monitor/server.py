@@ -30,6 +30,12 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
+from monitor.extras import require_extra
+
+# Before FastAPI is first imported: without the extra, `monitor serve` stops with one line saying what
+# to install, not an ImportError's traceback. (Hence the imports below this line: E402 in pyproject.)
+require_extra("serve", "`monitor serve`")
+
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -83,7 +89,7 @@ class Problem(BaseModel):
 
 class WebhookAnswer(BaseModel):
     queued: int = Field(ge=0, description="Entries queued for processing.")
-    ignored: str | None = Field(None, description="Why nothing was queued, when the event is not acted on.")
+    ignored: str | None = Field(default=None, description="Why nothing was queued, when the event is not acted on.")
 
 
 class Health(BaseModel):
@@ -520,21 +526,23 @@ def _publish_webhook_models(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            _, defs = models_json_schema([(miniflux.NewEntriesEvent, "validation")],
-                                         ref_template="#/components/schemas/{model}")
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
-            _document_invalid_parameters(schema)
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()   # which FastAPI keeps as app.openapi_schema
+        _, defs = models_json_schema([(miniflux.NewEntriesEvent, "validation")],
+                                     ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        _document_invalid_parameters(schema)
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _invalid_parameters(errors: Sequence[Any]) -> dict[str, Any]:
     """The 422 body: a sentence naming each wrong parameter once, and the problems one by one."""
-    problems = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-                for e in errors]
+    problems: list[dict[str, Any]] = [
+        {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in errors]
     said: dict[str, str] = {}
     for p in problems:
         where = " ".join(str(x) for x in p["loc"][:2]) or "request"

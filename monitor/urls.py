@@ -85,9 +85,10 @@ def absolute_http_url(href: str | None, base: str | None) -> str | None:
 def _canonicalize(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in _HTTP_SCHEMES or not _usable_host(parts.hostname):
+    hostname = parts.hostname
+    if scheme not in _HTTP_SCHEMES or hostname is None or not _usable_host(hostname):
         return url
-    host = _normalize_host(parts.hostname)
+    host = _normalize_host(hostname)
     port = parts.port   # raises ValueError for a junk port: the caller returns the input
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:

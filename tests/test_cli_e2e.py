@@ -284,10 +284,13 @@ def test_a_second_daemon_on_sqlite_is_refused(tmp_path: Path, sqlite_url: str) -
     first = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
+        # The daemon writes its pid into the lock file once it holds the lock (register_daemon).
+        lock = Path(sqlite_url.removeprefix("sqlite:///") + ".daemon.lock")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(tmp_path.glob("*.daemon.lock")):
-            time.sleep(0.2)
-        time.sleep(1.0)   # the lock is taken right after the lock file appears
+        while not (lock.exists() and lock.read_text(encoding="utf-8").strip() == str(first.pid)):
+            assert first.poll() is None, f"the first daemon ended: {first.communicate()[1][-3000:]}"
+            assert time.monotonic() < deadline, "the first daemon did not take the lock within 60 s"
+            time.sleep(0.05)
         second = monitor(config, "run", check=False, timeout=60)
         assert second.returncode == 1
         assert "SQLite allows one daemon; use PostgreSQL for several" in second.stderr

@@ -606,6 +606,12 @@ def test_a_pathological_page_is_abandoned_and_its_article_kept_from_the_feed(sql
         assert f"Ordinary page {i} text." in articles[f"Ordinary page {i}"].body
 
 
+def _cpu_ticks(pid: int) -> int:
+    """The CPU time `pid` has used so far, in clock ticks (user + system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_an_extraction_worker_that_dies_loses_nothing(sqlite_url: str) -> None:
     """An extraction worker killed mid-page (the OOM killer, an operator): the page is extracted
     again by a new worker, the pass goes on, and every article keeps its page text."""
@@ -633,13 +639,17 @@ def test_an_extraction_worker_that_dies_loses_nothing(sqlite_url: str) -> None:
 
             def kill_the_worker() -> None:
                 deadline = time.monotonic() + 30
+                idle: int | None = None
                 while not killed and time.monotonic() < deadline:
                     pool = pipeline._extractors
                     workers = list((getattr(pool, "_processes", None) or {}).values()) if pool else []
                     if workers and "/p/slow" in server.paths():
-                        time.sleep(0.3)                      # well into the slow page
-                        os.kill(workers[0].pid, signals.SIGKILL)
-                        killed.append(workers[0].pid)
+                        pid = workers[0].pid
+                        if idle is None:
+                            idle = _cpu_ticks(pid)
+                        elif _cpu_ticks(pid) - idle >= 5:    # busy on the slow page: killed mid-extraction
+                            os.kill(pid, signals.SIGKILL)
+                            killed.append(pid)
                     time.sleep(0.02)
 
             killer = threading.Thread(target=kill_the_worker)

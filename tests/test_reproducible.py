@@ -188,18 +188,20 @@ def test_one_two_or_three_daemons_on_postgresql_decide_alike(news: Any, tmp_path
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and _count(pg_schema_url) < total:
             time.sleep(0.2)
-        # let the last transactions land, then stop cleanly
-        time.sleep(1.0)
+        # Every article is stored with its matches and near misses in one transaction, so all the
+        # decisions are in; SIGTERM lets each daemon finish what it is writing before it exits.
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
+        errors = []
         for proc in procs:
             try:
-                proc.wait(timeout=30)
+                errors.append(proc.communicate(timeout=30)[1][-3000:])
             finally:
                 if proc.poll() is None:
                     proc.kill()
-                proc.stderr.close()  # type: ignore[union-attr]
+                    proc.communicate()
+    assert [proc.returncode for proc in procs] == [0] * daemons, errors   # stopped cleanly, not cut off
     assert decisions(pg_schema_url) == reference
 
 

@@ -64,7 +64,7 @@ def prepare_delivery(settings: Settings, store: Any, stories: Sequence[Any], now
             if item.story is not None and item.story not in enabled:
                 raise ConfigError(f"{key}[{i}].story: no enabled story {item.story!r}; enabled: "
                                   f"{', '.join(sorted(enabled)) or 'none'}", str(settings.path) if settings.path else None)
-    if any(item.email for item in (*settings.alerts, *settings.digests)):
+    if any(item.email for item in settings.alerts) or any(item.email for item in settings.digests):
         try:
             credentials(settings.smtp)
         except DeliveryError as e:

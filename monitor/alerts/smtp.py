@@ -50,7 +50,7 @@ def send_mail(smtp: SmtpSettings, message: EmailMessage, *, base_dir: Path) -> N
 
 def credentials(smtp: SmtpSettings) -> tuple[str | None, str | None]:
     """The user name and password from the environment variables the config names."""
-    values = []
+    values: list[str | None] = []
     for key in ("username_env", "password_env"):
         name = getattr(smtp, key)
         if name is None:

@@ -10,7 +10,8 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from monitor.exceptions import StorageError
+from monitor.exceptions import MissingExtraError, StorageError
+from monitor.extras import missing_modules, require_extra
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Connections one process keeps open to PostgreSQL, and how many more it may open under load.
@@ -67,6 +68,8 @@ def url_problem(url: str, *, as_written: str | None = None) -> str | None:
         return f"{shown} is not a database URL: {_SUPPORTED}"
     if not any(parsed.drivername in names for names in _DRIVERS.values()):
         return f"unsupported database {shown}: {_SUPPORTED}"
+    if parsed.drivername in _DRIVERS["postgresql"] and (missing := missing_modules("postgres")):
+        return str(MissingExtraError("postgres", f"the PostgreSQL database {shown}", missing))
     path = parsed.database if parsed.drivername.startswith("sqlite") else None
     if path and path != ":memory:" and not path.startswith("file:"):
         folder = Path(path).parent
@@ -96,6 +99,8 @@ def _parse(url: str) -> URL:
         raise StorageError("invalid database URL: expected sqlite:///PATH or postgresql://USER@HOST/DB") from e
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg":
+        require_extra("postgres", f"the PostgreSQL database {masked_url(url)}")
     return parsed
 
 

@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +91,8 @@ def plugin(config: ConfigInput = None, *, catch_up: bool = True, start: bool = T
                 raise RuntimeError("the monitor plugin is already installed on this reader")
             from monitor.service import MonitorService
 
-            service = MonitorService.from_config(config)
+            service = MonitorService.from_config(
+                config if config is None or isinstance(config, Settings) else os.fspath(config))
             bridge = _Bridge(service, catch_up=catch_up)
             _BRIDGES[reader] = bridge
         # reader offers no close hook (and a closed reader may be used again), so the monitor is
@@ -140,10 +141,12 @@ def close_monitor(reader: Reader) -> None:
         bridge = _BRIDGES.pop(reader, None)
     if bridge is None:
         return
-    for hooks, hook in ((reader.before_feed_update_hooks, bridge.before_feed),
-                        (reader.after_entry_update_hooks, bridge.after_entry),
-                        (reader.after_feed_update_hooks, bridge.after_feed),
-                        (reader.after_feeds_update_hooks, bridge.after_feeds)):
+    hooked: tuple[tuple[MutableSequence[Any], Callable[..., None]], ...] = (
+        (reader.before_feed_update_hooks, bridge.before_feed),
+        (reader.after_entry_update_hooks, bridge.after_entry),
+        (reader.after_feed_update_hooks, bridge.after_feed),
+        (reader.after_feeds_update_hooks, bridge.after_feeds))
+    for hooks, hook in hooked:
         while hook in hooks:
             hooks.remove(hook)
     if bridge.finalizer is not None:
@@ -398,7 +401,7 @@ class _Bridge:
         except Exception:
             log.warning("cannot record that %s was handed over; it will be compared again", feed.url, exc_info=True)
 
-    def _mark(self, last_updated: datetime) -> dict[str, str]:
+    def _mark(self, last_updated: datetime) -> dict[str, Any]:   # a reader tag: JSON
         return {"database": self._database, "last_updated": last_updated.isoformat()}
 
 

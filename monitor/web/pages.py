@@ -264,7 +264,7 @@ def _quiet(message: str) -> None:
     """Backfill's progress lines: a page shows the summary instead."""
 
 
-def _applied_value(version: str, summary: BackfillSummary) -> str:
+def _applied_value(version: str | None, summary: BackfillSummary) -> str:
     return f"{version}:{summary.added}:{summary.removed}"
 
 
