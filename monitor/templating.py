@@ -8,6 +8,7 @@ The filters every page shares make web text safe to show: `line` (one clean line
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from jinja2 import Environment, PackageLoader
 
@@ -21,8 +22,9 @@ def joined(items: Iterable[str], separator: str = ", ") -> str:
     return separator.join(items)
 
 
+@cache
 def environment(package: str) -> Environment:
-    """The autoescaping environment for the templates in `package`'s `templates/` folder."""
+    """The autoescaping environment for the templates in `package`'s `templates/` folder (one per package)."""
     env = Environment(loader=PackageLoader(package, "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(when=short_time, line=one_line, href=link_target, outlet=outlet_key, clamp=clamp_score,
