@@ -7,9 +7,8 @@ on a machine without internet. A Content-Security-Policy forbids anything from e
 from __future__ import annotations
 
 from functools import lru_cache
-from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI
@@ -19,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from monitor import __version__
 from monitor.db import browse
+from monitor.templating import environment
 from monitor.wording import plural
 
 if TYPE_CHECKING:
@@ -95,58 +95,23 @@ def _stories(svc: MonitorService) -> list[tuple[Any, int]]:
     return [(s, counts.get(s.id, 0)) for s in svc.stories]
 
 
+class _StoryLine(NamedTuple):
+    id: str
+    title: str
+    enabled: bool
+    matches: int
+    path: str               # the id as one path segment
+    digest_query: str
+
+
 def index_page(stories: list[tuple[Any, int]] | None) -> str:
     """The front page: the API's documentation and, unless the API needs a token, the stories.
-    Every text from configuration or plugins is escaped."""
-    def e(text: object) -> str:
-        return escape(str(text), quote=True)
+    Every text from configuration or plugins is escaped (the template autoescapes)."""
+    lines = None if stories is None else [
+        _StoryLine(story.id, story.title or story.id, story.enabled, count, quote(story.id, safe=""),
+                   urlencode({"story": story.id, "format": "html"}))
+        for story, count in stories]
+    return _templates.get_template("front.html").render(stories=lines, version=__version__, plural=plural)
 
-    if stories is None:
-        listing = ("<p>The read API needs a bearer token (<code>serve.api_token</code>): the stories are "
-                   "listed at <code>/api/stories</code> for requests that send it.</p>")
-    elif not stories:
-        listing = ("<p>No story is configured: add a <code>[[stories]]</code> table to the configuration "
-                   "(<code>monitor stories list</code> shows those known).</p>")
-    else:
-        items = []
-        for story, count in stories:
-            story_id = quote(story.id, safe="")
-            digest = urlencode({"story": story.id, "format": "html"})
-            state = "" if story.enabled else " (disabled)"
-            items.append(f'<li><a href="/api/stories/{e(story_id)}">{e(story.title or story.id)}</a>{e(state)} '
-                         f'<code>{e(story.id)}</code>: {e(plural(count, "stored match"))}'
-                         + (f' - <a href="/api/digest?{e(digest)}">digest</a>' if story.enabled else "")
-                         + "</li>")
-        listing = f'<ul class="stories">{"".join(items)}</ul>'
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>monitor</title>
-<style>
-:root {{ color-scheme: light dark; }}
-body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 760px; margin: 0 auto; padding: 16px; }}
-code {{ font-size: 0.9em; }}
-</style>
-</head>
-<body>
-<h1>monitor {e(__version__)}</h1>
-<p>Media monitoring: the read API of stored matches and digests, and the Miniflux webhook.</p>
-<h2>Workspace</h2>
-<ul>
-<li><a href="/stories">Stories</a>: coverage, near misses and corrections;
-    <a href="/feeds">feeds</a>; <a href="/articles">articles</a></li>
-</ul>
-<h2>API documentation</h2>
-<ul>
-<li><a href="/docs">/docs</a>: every operation, tried from the browser (Swagger UI)</li>
-<li><a href="/redoc">/redoc</a>: the same, to read (ReDoc)</li>
-<li><a href="/openapi.json">/openapi.json</a>: the OpenAPI schema</li>
-<li><a href="/api/health">/api/health</a>: database, schema and inbox</li>
-</ul>
-<h2>Stories</h2>
-{listing}
-</body>
-</html>
-"""
+
+_templates = environment("monitor.web")

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -660,3 +661,62 @@ def test_an_extraction_worker_that_dies_loses_nothing(sqlite_url: str) -> None:
     assert killed and summary.new_articles == 2 and summary.extractions_abandoned == 0
     assert articles["Slow but sound"].source == "page" and "Slow but sound text." in articles["Slow but sound"].body
     assert articles["Ordinary page"].source == "page"
+
+
+# --- hostile text in every HTML the monitor writes ---------------------------------------------
+
+HOSTILE_TEXT = 'Kim <script>alert(1)</script> "quoted" \'single\' <img src=x onerror=alert(2)>'
+HOSTILE_EVIDENCE = ('title: <script>alert(3)</script>, "summit"',)
+HOSTILE_LINK = 'https://news.example/a"onmouseover="alert(4)'
+
+
+class _Page(HTMLParser):
+    """The elements and the text of a page, as a browser would read them."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text = ""
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def _hostile_pages() -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    from monitor._types import StoredMatch
+    from monitor.alerts.message import batch_of, email_message
+    from monitor.report import StoryInfo, build_digest, render
+    from monitor.server_pages import index_page
+
+    when = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+    stored = StoredMatch(story_id="s", score=0.9, evidence=HOSTILE_EVIDENCE, matched_at=when, article_id=1,
+                         url=HOSTILE_LINK, canonical_url=HOSTILE_LINK, feed_url="https://feeds.example/rss",
+                         title=HOSTILE_TEXT, outlet=HOSTILE_TEXT, published=when, fetched_at=when, lang="en",
+                         body=f"{HOSTILE_TEXT} The summit went ahead.", best_passage=None)
+    digest = build_digest([StoryInfo("s", HOSTILE_TEXT, description=HOSTILE_TEXT)], [stored], since=None,
+                          until=None, generated_at=when)
+    email = email_message(batch_of("a", "s", HOSTILE_TEXT, [stored]), "monitor@example.org", ["desk@example.org"])
+    story = type("Story", (), {"id": 's"<x>', "title": HOSTILE_TEXT, "enabled": True})()
+    return {"digest": render(digest, "html"), "alert e-mail": email.get_body(("html",)).get_content(),
+            "front page": index_page([(story, 1)])}
+
+
+@pytest.mark.parametrize("name", ["digest", "alert e-mail", "front page"])
+def test_every_html_output_shows_hostile_titles_and_evidence_as_text(name: str) -> None:
+    page = _hostile_pages()[name]
+    parsed = _Page(page)
+    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert {tag for tag, _ in parsed.tags}.isdisjoint({"script", "img", "iframe"})
+    for tag, attrs in parsed.tags:
+        assert not any(attr.startswith("on") for attr in attrs), (tag, attrs)
+    assert HOSTILE_TEXT in parsed.text                       # shown whole, quotes and all, as text
+    if name != "front page":
+        assert HOSTILE_EVIDENCE[0] in parsed.text
+        assert [attrs["href"] for tag, attrs in parsed.tags if tag == "a"] == [HOSTILE_LINK]   # the quote stayed inside

@@ -1,8 +1,9 @@
 """What an alert says: a batch of new matches, laid out for each channel.
 
 Every channel carries the same facts per match: title, outlet, time, score, evidence, link
-and the best passage. Text from the web is made inert for each channel (escaped for HTML and
-Slack, one clean line for e-mail headers), and only http(s) addresses become links.
+and the best passage. Text from the web is made inert for each channel (escaped for Slack, by
+the autoescaping template templates/alert.html for HTML, one clean line for e-mail headers), and
+only http(s) addresses become links.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from html import escape
 from typing import Any
 
 from monitor._types import StoredMatch
 from monitor.report._safe import iso, link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
-from monitor.report.digest import clamp_score, highlight, highlight_terms, passage_of
+from monitor.report.digest import Passage, clamp_score, highlight, highlight_terms, passage_of
+from monitor.templating import environment
 from monitor.wording import plural
 
 # Matches shown in one message; the rest are counted ("and 12 more").
@@ -147,27 +148,13 @@ def _text(batch: AlertBatch) -> str:
 
 
 def _html(batch: AlertBatch) -> str:
-    items = []
-    for m in batch.shown:
-        title = _e(one_line(m.title) or "(untitled)")
-        target = link_target(m.url)
-        heading = f'<a href="{escape(target, quote=True)}">{title}</a>' if target else title
-        parts = [f"<li><strong>{heading}</strong> <small>score {clamp_score(m.score):.2f}</small><br>"
-                 f"<small>{_e(outlet_key(m))}, {_e(short_time(m.when))}</small>"]
-        passage = passage_of(m)
-        if passage:
-            runs = highlight(passage, highlight_terms(m.evidence))
-            quoted = "".join(f"<mark>{escape(t, quote=True)}</mark>" if hit else escape(t, quote=True)
-                             for t, hit in runs)
-            parts.append(f"<blockquote>{quoted}</blockquote>")
-        if m.evidence:
-            parts.append(f"<small>why: {_e('; '.join(m.evidence))}</small>")
-        items.append("".join(parts) + "</li>")
-    more = f"<p>and {batch.more} more</p>" if batch.more else ""
-    return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
-            '<meta name="color-scheme" content="light dark"></head><body>'
-            f"<h2>{_e(batch.headline)}</h2><ol>{''.join(items)}</ol>{more}</body></html>\n")
+    return _templates.get_template("alert.html").render(batch=batch, highlighted=_highlighted)
 
 
-def _e(text: str) -> str:
-    return escape(one_line(text), quote=True)
+def _highlighted(m: StoredMatch) -> Passage:
+    """The match's best passage in runs, the words its evidence names marked; none without a passage."""
+    passage = passage_of(m)
+    return highlight(passage, highlight_terms(m.evidence)) if passage else ()
+
+
+_templates = environment("monitor.alerts")

@@ -2,21 +2,22 @@
 The full timeline chart is the digest's own (`monitor.report.render_html.timeline_chart`)."""
 from __future__ import annotations
 
-from html import escape
+from markupsafe import Markup
 
 from monitor.report._safe import short_time
 from monitor.report.digest import Timeline
+from monitor.templating import environment
 from monitor.wording import plural
 
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 24
 
 
-def sparkline(t: Timeline) -> str:
+def sparkline(t: Timeline) -> Markup:
     """A line through the timeline's buckets, with a text alternative; empty text when no match."""
     counts = [n for _, n in t.buckets]
     if not counts:
-        return ""
+        return Markup("")
     peak = max(counts) or 1
     step = SPARK_WIDTH / max(1, len(counts) - 1)
     points = " ".join(f"{i * step:.1f},{SPARK_HEIGHT - 1 - n * (SPARK_HEIGHT - 2) / peak:.1f}"
@@ -25,7 +26,8 @@ def sparkline(t: Timeline) -> str:
         points += f" {SPARK_WIDTH},{SPARK_HEIGHT - 1 - counts[0] * (SPARK_HEIGHT - 2) / peak:.1f}"
     label = (f"matches per {t.unit} from {short_time(t.buckets[0][0])} to {short_time(t.buckets[-1][0])}, "
              f"peak {plural(peak, 'match')} per {t.unit}")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" width="{SPARK_WIDTH}" height="{SPARK_HEIGHT}" '
-            f'viewBox="0 0 {SPARK_WIDTH} {SPARK_HEIGHT}" role="img" aria-label="{escape(label, quote=True)}">'
-            f"<title>{escape(label)}</title>"
-            f'<polyline class="spark-line" fill="none" stroke="#2b5fb4" stroke-width="1.5" points="{points}"/></svg>')
+    return Markup(_templates.get_template("_spark.html").render(
+        width=SPARK_WIDTH, height=SPARK_HEIGHT, label=label, points=points).rstrip("\n"))
+
+
+_templates = environment("monitor.web")

@@ -12,7 +12,6 @@ from urllib.parse import quote, urlencode
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, PackageLoader
 
 from monitor import __version__
 from monitor.backfill import BackfillSummary, backfill
@@ -21,10 +20,10 @@ from monitor.db import browse
 from monitor.db import workspace as reads
 from monitor.db.story_models import current_stories, judge, judgments, rebuild
 from monitor.report import StoryInfo, build_digest
-from monitor.report._safe import link_target, one_line, short_time
 from monitor.report.cluster import outlet_key
 from monitor.report.digest import clamp_score, timeline
 from monitor.report.render_html import timeline_chart
+from monitor.templating import environment
 from monitor.web import access
 from monitor.web.charts import sparkline
 from monitor.wording import plural
@@ -43,10 +42,8 @@ ARTICLES_PER_PAGE = 50
 PREVIEW_SAMPLES = 50
 AUTHOR = "workspace"
 
-_env = Environment(loader=PackageLoader("monitor.web", "templates"), autoescape=True,
-                   trim_blocks=True, lstrip_blocks=True)
-_env.filters.update(when=short_time, line=one_line, score=lambda s: f"{clamp_score(s):.3f}",
-                    href=link_target, outlet=outlet_key, q=lambda s: quote(s, safe=""))
+_env = environment("monitor.web")
+_env.filters.update(score=lambda s: f"{clamp_score(s):.3f}", q=lambda s: quote(s, safe=""))
 _env.globals.update(version=__version__, plural=plural, assets=ASSETS)
 
 

@@ -1,0 +1,35 @@
+"""`monitor run` (the daemon, or one pass with --once) and `monitor demo` (an offline tour)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from monitor.cli.common import open_store
+from monitor.cli.parser import FEED_ERRORS_EXIT
+from monitor.config import Settings, configured_stories
+from monitor.exceptions import ConfigError
+from monitor.wording import plural
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon, run_once
+
+    if args.fail_on_errors and not args.once:
+        raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
+    stories = configured_stories(settings)
+    with open_store(settings) as store:
+        if args.once:
+            summary = run_once(settings, store, stories)
+            print(summary.line(), file=sys.stderr)
+            if args.fail_on_errors and summary.feeds_failed:
+                print(f"monitor: {plural(summary.feeds_failed, 'feed')} of {summary.feeds} failed "
+                      f"(--fail-on-errors): see `monitor feeds list`", file=sys.stderr)
+                return FEED_ERRORS_EXIT
+            return 0
+        return run_daemon(settings, store, stories)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.daemon import run_demo
+
+    return run_demo(args.format, keep=args.keep)
