@@ -18,6 +18,7 @@ from typing import Any
 
 from monitor.matching.base import Document, RuleResult, Story
 from monitor.matching.profile import similarity, tfidf_vector
+from monitor.matching.query import parse as parse_query
 from monitor.matching.text import Alias, parse_alias, tokenize
 
 __all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
@@ -292,19 +293,13 @@ class QueryRule:
         text = params.get("query")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("parameter 'query' must be a non-empty string")
-        from monitor.matching import query  # the query language is optional for every other rule
-
-        self._query_module = query
-        self.query = query.parse(text)
+        self.query = parse_query(text)
 
     def required_terms(self) -> frozenset[str] | None:
         return self.query.required_terms()
 
     def evaluate(self, doc: Document) -> RuleResult:
-        parsed = doc.cache.get("query-document")
-        if parsed is None:
-            parsed = doc.cache["query-document"] = self._query_module.make_document(doc.title, doc.body)
-        result = self.query.matches(parsed)
+        result = self.query.matches(doc)
         if not result.matched:
             return RuleResult(0.0, (), {"matched": False})
         terms = sorted({hit.term for hit in result.hits})
