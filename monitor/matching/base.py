@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.matching.document import Document
 
@@ -117,8 +117,11 @@ class RuleResult:
 class Rule(Protocol):
     """A rule plugin instance, built once per story by its factory (usually the class itself)."""
 
-    name: ClassVar[str]
-    version: ClassVar[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def evaluate(self, doc: Document) -> RuleResult: ...
 
@@ -126,7 +129,10 @@ class Rule(Protocol):
 class RuleFactory(Protocol):
     """Builds a rule for one story from its configured parameters; raise ValueError on bad ones."""
 
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def __call__(self, story: Story, params: Mapping[str, Any]) -> Rule: ...

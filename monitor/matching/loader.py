@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from importlib.metadata import entry_points
@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from monitor.exceptions import ConfigError, PluginError
-from monitor.matching.base import Facet, Name, Reference, RuleSpec, Story
+from monitor.matching.base import Facet, Name, Reference, RuleFactory, RuleSpec, Story
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import BUILTIN_RULES
 from monitor.matching.text import parse_alias, tokenize
@@ -58,7 +58,7 @@ class RuleInfo:
 class Registry:
     """Everything discovered: rule factories by name and plugin stories by id."""
 
-    rules: Mapping[str, tuple[Callable[..., Any], RuleInfo]]
+    rules: Mapping[str, tuple[RuleFactory, RuleInfo]]
     stories: Mapping[str, Story]
 
 
@@ -109,7 +109,7 @@ def _story_tables(value: Any, plugin: str) -> list[Mapping[str, Any]]:
 
 def discover(plugin_dirs: Sequence[Path] = ()) -> Registry:
     """Find every rule and plugin story; PluginError names the plugin at fault."""
-    rules: dict[str, tuple[Callable[..., Any], RuleInfo]] = {
+    rules: dict[str, tuple[RuleFactory, RuleInfo]] = {
         name: (cls, RuleInfo(name, cls.version, "built-in")) for name, cls in BUILTIN_RULES.items()}
     pending_stories: list[tuple[Mapping[str, Any], str, Path | None]] = []
 
@@ -153,10 +153,10 @@ def discover(plugin_dirs: Sequence[Path] = ()) -> Registry:
                     pending_stories += [(t, plugin, path.parent) for t in _story_tables(module.STORIES, plugin)]
             elif path.suffix == ".toml":
                 try:
-                    table = tomllib.loads(path.read_text(encoding="utf-8"))
+                    read = tomllib.loads(path.read_text(encoding="utf-8"))
                 except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                     raise PluginError(plugin, f"cannot read story: {e}") from e
-                pending_stories.append((table, plugin, path.parent))
+                pending_stories.append((read, plugin, path.parent))
 
     stories: dict[str, Story] = {}
     for table, plugin, base_dir in pending_stories:
