@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+# Re-exported: rules and the matcher have long imported the document from here.
 from monitor.matching.document import Document
 
 __all__ = ["Name", "Facet", "RuleSpec", "Reference", "Story", "RuleResult", "Rule", "RuleFactory",

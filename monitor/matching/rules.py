@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from monitor.matching.base import Document, RuleFactory, RuleResult, Story
+from monitor.matching.base import RuleFactory, RuleResult, Story
+from monitor.matching.document import Document
 from monitor.matching.profile import similarity, tfidf_vector
 from monitor.matching.query import parse as parse_query
 from monitor.matching.text import Alias, parse_alias, tokenize
