@@ -63,8 +63,9 @@ def _derived(count: int, rng: random.Random) -> list[dict]:
     """Stories derived from generated references: 800 words drawn from the shipped background's
     word frequencies (real news vocabulary, each word as often as news uses it), around the
     story's own names and topic words, repeated as a reference article repeats them."""
+    from monitor.matching.authoring import story_table
     from monitor.matching.names import derive_names
-    from monitor.matching.profile import background, derive_profile, story_table
+    from monitor.matching.profile import background, derive_profile
 
     prior = background()
     vocabulary = sorted(prior.df)

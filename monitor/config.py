@@ -258,7 +258,8 @@ class Settings:
     serve: ServeSettings = field(default_factory=ServeSettings)
     alerts: tuple[AlertSettings, ...] = ()
     digests: tuple[DigestSettings, ...] = ()
-    # [[stories]] tables are validated by the matching layer, which knows every story's keys.
+    # [[stories]] tables: their shape is checked on loading (ids, keys); their values by
+    # `configured_stories`, which knows the plugin stories and rules they name.
     stories: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None            # the file read, if any
 
@@ -351,9 +352,7 @@ def settings_from_dict(data: Mapping[str, Any], *, path: Path | None = None, tex
         elif key == "feeds":
             values["feeds"] = _build_feeds(value, where)
         elif key == "stories":
-            if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-                raise where.error(key, "stories must be [[stories]] tables")
-            values["stories"] = tuple(value)
+            values["stories"] = _build_stories(value, where)
         elif key in _TABLE_ARRAYS:
             values[key] = _build_table_array(key, value, where)
         else:
@@ -383,6 +382,36 @@ def _build_feeds(value: Any, where: _Where) -> tuple[FeedSettings, ...]:
             seen.add(feed.url)
             feeds.append(feed)
     return tuple(feeds)
+
+
+def _build_stories(value: Any, where: _Where) -> tuple[Mapping[str, Any], ...]:
+    """[[stories]]: each a table with an id of its own, and only keys a story has; a table with
+    neither title nor rules selects a plugin story and may set only what a plugin story lets."""
+    from monitor.matching.loader import OVERRIDE_KEYS, STORY_KEYS
+
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise where.error("stories", "stories must be [[stories]] tables")
+    seen: dict[str, int] = {}
+    for i, table in enumerate(value):
+        name = f"stories[{i}]"
+        story_id = table.get("id")
+        if not isinstance(story_id, str) or not story_id.strip():
+            raise where.error_in("stories", i, "id", f"{name}: `id` must be a non-empty string")
+        if story_id in seen:
+            raise where.error_in("stories", i, "id", f"{name}: story {story_id!r} is configured twice "
+                                 f"(also stories[{seen[story_id]}])")
+        seen[story_id] = i
+        selects_plugin = not {"title", "rules"} & set(table)
+        allowed = OVERRIDE_KEYS if selects_plugin else STORY_KEYS
+        unknown = sorted(set(table) - allowed)
+        if unknown and not selects_plugin:
+            raise where.error_in("stories", i, unknown[0], f"story {story_id!r}: key {unknown[0]!r} is not a known "
+                                 f"story key ({', '.join(sorted(STORY_KEYS))})")
+        if unknown:
+            raise where.error_in("stories", i, unknown[0], f"story {story_id!r}: key {unknown[0]!r} cannot be set on a "
+                                 f"plugin story (only {', '.join(sorted(OVERRIDE_KEYS - {'id'}))} can be overridden; "
+                                 "a story of your own needs a title and rules)")
+    return tuple(value)
 
 
 def _build_table_array(key: str, value: Any, where: _Where) -> tuple[Any, ...]:
@@ -525,34 +554,37 @@ def _coerce(value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
 def configured_stories(settings: Settings) -> list[Any]:
     """The configured stories; a problem with one names the line of its [[stories]] table."""
     from monitor.matching import load_stories
-    from monitor.matching.loader import discover
+    from monitor.matching.loader import StoryError, discover
 
     known = discover(settings.plugin_dirs).stories
-    for table in settings.stories:
+    where = _Where(settings.path, _text_of(settings))
+    for i, table in enumerate(settings.stories):
         story_id = table.get("id")
         # A table with neither title nor rules selects a plugin story: it must exist.
         if isinstance(story_id, str) and story_id not in known and not {"title", "rules"} & set(table):
-            raise located(settings, f"no story {story_id!r}; known: {', '.join(sorted(known)) or 'none'} "
-                                    "(plugin stories of plugins/ and [plugins] paths; `monitor stories add` "
-                                    "makes one)", "id", story_id)
+            raise where.error_in("stories", i, "id", f"no story {story_id!r}; known: {', '.join(sorted(known)) or 'none'} "
+                                 "(plugin stories of plugins/ and [plugins] paths; `monitor stories add` makes one)")
     try:
         return load_stories(settings.stories, plugin_dirs=settings.plugin_dirs, base_dir=settings.base_dir)
-    except ConfigError as e:
-        named = re.match(r"story '([^']+)'", str(e))
-        if e.where is None and named and settings.path is not None:
-            raise located(settings, str(e), "id", named.group(1)) from e
+    except StoryError as e:
+        index = next((i for i, t in enumerate(settings.stories) if t.get("id") == e.story_id), None)
+        if e.where is None and index is not None and settings.path is not None:
+            raise where.error_in("stories", index, e.key or "id", str(e)) from e
         raise
+
+
+def _text_of(settings: Settings) -> str:
+    if settings.path is not None:
+        try:
+            return settings.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    return ""
 
 
 def located(settings: Settings, message: str, key: str, value: Any = None) -> ConfigError:
     """A ConfigError about `key` (= `value`) of the file `settings` came from, naming its line."""
-    text = ""
-    if settings.path is not None:
-        try:
-            text = settings.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
-    return _Where(settings.path, text).error(key, message, value=value)
+    return _Where(settings.path, _text_of(settings)).error(key, message, value=value)
 
 
 class _Where:
@@ -567,9 +599,28 @@ class _Where:
         line = self._line_of(key, value)
         return ConfigError(message, f"{self.path}:{line}" if line else str(self.path))
 
-    def _line_of(self, key: str, value: Any) -> int | None:
+    def error_in(self, array: str, index: int, key: str, message: str) -> ConfigError:
+        """A ConfigError about `key` of the `index`th [[array]] table: the line of the key inside
+        that table (its sub-tables [array.key] included), else the line of its header."""
+        if self.path is None:
+            return ConfigError(message)
+        header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]")
+        tables = [(i, m.group(1)) for i, line in enumerate(self.lines, 1) if (m := header.match(line))]
+        starts = [i for i, name in tables if name == array]
+        if index >= len(starts):      # an inline array of tables: only the key can be looked for
+            line = self._line_of(key, None)
+        else:
+            start = starts[index]
+            end = next((i for i, name in tables if i > start and not name.startswith(f"{array}.")), len(self.lines) + 1)
+            sub_table = re.compile(rf"^\s*\[+\s*{re.escape(array)}\.{re.escape(key)}\s*[.\]]")
+            line = next((i for i in range(start, end) if sub_table.match(self.lines[i - 1])), None)
+            line = line or self._line_of(key, None, first=start, last=end - 1) or start
+        return ConfigError(message, f"{self.path}:{line}" if line else str(self.path))
+
+    def _line_of(self, key: str, value: Any, first: int = 1, last: int | None = None) -> int | None:
         pattern = re.compile(rf"^\s*(\[+\s*)?\"?{re.escape(key)}\"?\s*(=|\]|\.)")
-        candidates = [i for i, line in enumerate(self.lines, 1) if pattern.search(line)]
+        candidates = [i for i, line in enumerate(self.lines, 1)
+                      if first <= i <= (last or len(self.lines)) and pattern.search(line)]
         if value is not None:
             candidates = [i for i in candidates if str(value) in self.lines[i - 1]] or candidates
         return candidates[0] if candidates else None

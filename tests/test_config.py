@@ -123,3 +123,70 @@ def test_every_section_is_in_the_readme() -> None:
     for key, _d, _h in describe_keys():
         section = key.split(".")[0].rstrip("[]")
         assert f"[{section}]" in readme or f"[[{section}]]" in readme, f"README does not mention [{section}]"
+
+
+# ------------------------------------------------------------------------------- [[stories]]
+
+_TWO_STORIES = """\
+[[stories]]
+id = "harbour"
+title = "Harbour strike"
+threshold = 0.5
+rules = [{{ name = "title" }}]
+facets = {{ strike = ["strike"] }}
+
+[[stories]]
+id = "dockers"
+title = "Dockers"
+{line}
+facets = {{ strike = ["strike"] }}
+
+[[stories.rules]]
+name = "title"
+{rule}
+"""
+
+
+def _stories_error(tmp_path: Path, line: str = "", rule: str = "") -> tuple[str, str]:
+    from monitor.config import configured_stories
+
+    path = write(tmp_path, _TWO_STORIES.format(line=line, rule=rule))
+    with pytest.raises(ConfigError) as raised:
+        configured_stories(load_settings(path))
+    return str(raised.value.where), str(raised.value)
+
+
+@pytest.mark.parametrize(("line", "rule", "error_line", "message"), [
+    ("colour = 1", "", 11, "key 'colour' is not a known story key"),           # checked on loading
+    ("threshold = 2", "", 11, "key 'threshold' must be in [0, 1]"),             # not the first story's threshold
+    ("start = \"2018-13-01\"", "", 11, "is not an ISO 8601 date"),
+    ("", "weight = \"heavy\"", 14, "key 'weight' must be a number"),             # in [[stories.rules]]
+    ("", "params = { floor = 3 }", 14, "rule 'title'"),
+    ("", "", None, ""),
+])
+def test_stories_errors_name_the_file_and_line(tmp_path: Path, line: str, rule: str, error_line: int | None,
+                                               message: str) -> None:
+    if error_line is None:   # the file as written is valid
+        from monitor.config import configured_stories
+
+        stories = configured_stories(load_settings(write(tmp_path, _TWO_STORIES.format(line="", rule=""))))
+        assert [s.id for s in stories] == ["harbour", "dockers"]
+        return
+    where, text = _stories_error(tmp_path, line, rule)
+    assert where == f"{tmp_path / 'monitor.toml'}:{error_line}"
+    assert message in text
+
+
+@pytest.mark.parametrize(("text", "error_line", "message"), [
+    ('[[stories]]\nid = "a"\n\n[[stories]]\ntitle = "no id"\n', 4, "stories[1]: `id` must be a non-empty string"),
+    ('[[stories]]\nid = "a"\n\n[[stories]]\nid = "a"\n', 5, "story 'a' is configured twice"),
+    ('[[stories]]\nid = "trump-kim-summit-2018"\nterms = { kim = 1.0 }\n', 3, "cannot be set on a plugin story"),
+    ('stories = ["a"]\n', 1, "stories must be [[stories]] tables"),
+])
+def test_stories_shape_is_checked_with_the_rest_of_the_file(tmp_path: Path, text: str, error_line: int,
+                                                            message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert raised.value.where == f"{path.resolve()}:{error_line}"
+    assert message in str(raised.value)

@@ -201,7 +201,7 @@ def test_evaluate_corpus_counts_and_formats(tmp_path: Path) -> None:
 def test_story_derived_from_an_article_loads_and_matches_it(tmp_path: Path) -> None:
     import tomllib
 
-    from monitor.matching.profile import story_table, to_toml
+    from monitor.matching.authoring import story_table, story_toml
 
     text = ("Dockers at the Port of Eastwick walked out on Monday, the first strike at the harbour in a decade.\n\n"
             "The Eastwick Harbour Board said the strike would delay ships. Dockers want higher pay.\n\n"
@@ -209,7 +209,7 @@ def test_story_derived_from_an_article_loads_and_matches_it(tmp_path: Path) -> N
     profile = derive_profile(text, title="Eastwick dockers strike")
     table = story_table(profile, story_id="eastwick-strike", title="Eastwick strike",
                         reference_url="https://news.test/strike", published=datetime(2021, 3, 1).date())
-    (tmp_path / "eastwick.toml").write_text(to_toml(table), encoding="utf-8")
+    (tmp_path / "eastwick.toml").write_text(story_toml(table), encoding="utf-8")
     assert tomllib.loads((tmp_path / "eastwick.toml").read_text(encoding="utf-8"))["id"] == "eastwick-strike"
     [story] = load_stories([{"id": "eastwick-strike"}], plugin_dirs=[tmp_path])
     when = datetime(2021, 3, 2, tzinfo=UTC)

@@ -17,7 +17,6 @@ from monitor.matching.query import (
     Prefix,
     Query,
     Term,
-    Token,
     analyze,
     make_document,
     parse,
@@ -255,11 +254,25 @@ def test_cjk_hit_covers_the_whole_word() -> None:
     assert body[hit.start:hit.end] == "金正恩"
 
 
-def test_document_from_hand_built_tokens() -> None:
-    doc = Document({"title": [Token("summit", 0, 0, 6)], "body": []})
+def test_queries_read_the_document_every_rule_reads() -> None:
+    # One document model: the matcher's Document, whose title and body the query searches
+    # (the summary is not a query field).
+    doc = Document(title="Summit", summary="Trump", body="First paragraph.\n\nKim   Jong Un arrives.")
     assert parse("title:summit").evaluate(doc)
     assert not parse("body:summit").evaluate(doc)
-    assert not parse("summit").evaluate(Document({}))
+    assert not parse("trump").evaluate(doc)
+    assert not parse("summit").evaluate(Document())
+    [hit] = parse('"kim jong un"').matches(doc).hits
+    assert doc.body[hit.start:hit.end] == "Kim Jong Un"     # offsets point into the paragraphs as joined
+
+
+def test_query_words_and_facets_share_one_tokeniser() -> None:
+    from monitor.matching.text import tokenize
+
+    # The same analyser: a word a facet finds is a word a query finds, and the other way round.
+    for text in ("Łódź", "die Straße", "が", "किम जोंग", "Kim\u00adJong", "김정은은", "ＡＢＣ"):
+        words = [t.text for t in analyze(text) if len(t.text) > 1 or not text.isascii()]
+        assert set(tokenize(text)) <= set(words), text
 
 
 # ------------------------------------------------------------------------------ prefilter

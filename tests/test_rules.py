@@ -97,7 +97,6 @@ def test_bad_parameters_are_rejected() -> None:
 
 
 def test_query_rule_uses_the_query_language() -> None:
-    pytest.importorskip("monitor.matching.query")
     rule = QueryRule(STORY, {"query": '"analytical engine" AND visit'})
     assert rule.evaluate(doc(title="A visit", body="The Analytical Engine was shown.")).score == 1.0
     assert rule.evaluate(doc(title="A visit", body="The engine was shown.")).score == 0.0

@@ -76,9 +76,16 @@ def test_add_from_a_file_then_show_and_refuse_to_overwrite(tmp_path: Path) -> No
 
     refused = monitor(config, "stories", "add", "harbour-strike", "--reference", "strike.txt", code=2)
     assert "already exists" in refused.stderr and "--force" in refused.stderr
+    # A curator's notes in the file survive its replacement.
+    curated = written.read_text(encoding="utf-8").replace("[terms]", "# Checked by hand on 2021-03-05.\n[terms]")
+    written.write_text(curated.replace('title = "', '# The desk asked for a shorter title.\ntitle = "'), encoding="utf-8")
     monitor(config, "stories", "add", "harbour-strike", "--reference", "strike.txt", "--force",
             "--title", "Eastwick strike")
-    assert tomllib.loads(written.read_text(encoding="utf-8"))["title"] == "Eastwick strike"
+    rewritten = written.read_text(encoding="utf-8")
+    assert tomllib.loads(rewritten)["title"] == "Eastwick strike"
+    assert "# The desk asked for a shorter title.\ntitle = \"Eastwick strike\"" in rewritten
+    assert "# Checked by hand on 2021-03-05.\n[terms]" in rewritten
+    assert tomllib.loads(rewritten)["terms"] == table["terms"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

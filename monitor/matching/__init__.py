@@ -4,7 +4,8 @@
     matcher = Matcher(stories)
     for result in matcher.match(article): ...
 """
-from monitor.matching.base import Document, Facet, Name, Reference, Rule, RuleResult, RuleSpec, Story
+from monitor.matching.base import Facet, Name, Reference, Rule, RuleResult, RuleSpec, Story
+from monitor.matching.document import Document
 from monitor.matching.evaluate import EvalReport, evaluate_corpus
 from monitor.matching.loader import RuleInfo, list_rules, load_stories
 from monitor.matching.matcher import Matcher

@@ -1,26 +1,40 @@
 """Writing and inspecting stories from the command line: `monitor stories add / show / test`.
 
 `read_article(source)` turns a URL (fetched under the configured SSRF guard and caps) or a
-file (plain text or HTML) into an Article; `new_story` derives a story table from it;
-`write_story` saves it as a plugin; `describe` and `explain` render a story and a decision.
+file (plain text or HTML) into an Article; `new_story` derives a story table from it (with
+`story_table`, from a profile: monitor.matching.profile scores, this module authors);
+`write_story` saves it as a plugin file, through tomlkit so that a file it replaces keeps the
+comments its author wrote; `describe` and `explain` render a story and a decision.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
 from monitor._types import Article, MatchResult
 from monitor.exceptions import ConfigError, FetchError, MonitorError, QueryError
 from monitor.matching.base import RuleResult, Story
 from monitor.matching.loader import parse_story
-from monitor.matching.names import derive_names
-from monitor.matching.profile import Profile, derive_profile, story_table, to_toml
+from monitor.matching.names import DerivedName, derive_names
+from monitor.matching.profile import (
+    ANCHOR_TERMS,
+    ANCHORS_NEEDED,
+    DERIVED_BIAS,
+    DERIVED_NAMES_SCALE,
+    DERIVED_SIMILARITY_WEIGHT,
+    Profile,
+    derive_profile,
+)
 
-__all__ = ["ReadArticle", "read_article", "check_story_id", "new_story", "write_story", "describe", "explain"]
+__all__ = ["ReadArticle", "read_article", "check_story_id", "story_table", "new_story", "story_toml", "write_story",
+           "describe", "explain"]
 
 _STORY_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
@@ -109,6 +123,42 @@ def _from_html(data: bytes, url: str, charset: str | None, title: str | None, so
                    lang=page.lang, author=page.author, outlet=page.site_name)
 
 
+def story_table(profile: Profile, *, story_id: str, title: str, reference_url: str | None = None,
+                published: date | None = None, window_days: int = 60, names: Sequence[DerivedName] = (),
+                lang: str | None = None) -> dict[str, Any]:
+    """A story (the table a `[[stories]]` entry or plugin .toml holds) derived from a profile alone.
+
+    `profile` should hold every term of the reference (`derive_profile(..., max_terms=None)`):
+    the similarity is computed against all of them. The window, when the article's date is
+    known, runs `window_days` either side of it; `stories add --start/--end` sets it instead.
+    """
+    anchors = [t for t in profile.terms if not t.isdigit()][:ANCHOR_TERMS]
+    reference_params: dict[str, Any] = {"full_at": 1.0}
+    rules: list[dict[str, Any]] = [{"name": "reference", "weight": DERIVED_SIMILARITY_WEIGHT, "params": reference_params}]
+    table: dict[str, Any] = {
+        "id": story_id, "title": title,
+        "bias": DERIVED_BIAS,
+        "anchors": anchors,
+        "anchors_needed": min(ANCHORS_NEEDED, len(anchors)),
+        "terms": dict(profile.terms),
+        "rules": rules,
+    }
+    if names:
+        table["names"] = [{"name": n.name, **({"aliases": list(n.aliases)} if n.aliases else {})} for n in names]
+        if lang:
+            reference_params.update(lang=lang, names_scale=DERIVED_NAMES_SCALE)
+    if reference_url:
+        table["reference"] = {"url": reference_url}
+    if published is not None:
+        table["start"] = (published - timedelta(days=window_days)).isoformat()
+        table["end"] = (published + timedelta(days=window_days)).isoformat()
+        table["rules"] = [_WINDOW_RULE, *rules]
+    return table
+
+
+_WINDOW_RULE: Mapping[str, Any] = {"name": "window", "required": True, "weight": 0.0}
+
+
 def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, query: str | None = None,
               start: datetime | None = None, end: datetime | None = None) -> tuple[dict[str, Any], Profile]:
     """A starting story table derived from the article, validated; and the profile it came from."""
@@ -132,8 +182,8 @@ def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, que
             table["start"] = _day_or_time(start)
         if end is not None:
             table["end"] = _day_or_time(end)   # a bare date: the whole of that day is inside
-        if not any(r["name"] == "window" for r in table["rules"]):  # type: ignore[union-attr,index]
-            table["rules"] = [{"name": "window", "required": True, "weight": 0.0}, *table["rules"]]  # type: ignore[misc]
+        if not any(r["name"] == "window" for r in table["rules"]):
+            table["rules"] = [_WINDOW_RULE, *table["rules"]]
     if query:
         from monitor.matching.query import parse
 
@@ -142,7 +192,7 @@ def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, que
         except QueryError as e:
             raise ConfigError(f"--query: {e}") from e
         # Required: the story's own words must hold; its weight lifts the articles they describe.
-        table["rules"] = [*table["rules"], {"name": "query", "required": True, "weight": 1.0,  # type: ignore[misc]
+        table["rules"] = [*table["rules"], {"name": "query", "required": True, "weight": 1.0,
                                             "params": {"query": query}}]
     parse_story(table, origin="stories add")
     return table, profile
@@ -154,16 +204,57 @@ def _day_or_time(when: datetime) -> str:
     return when.isoformat()
 
 
+def story_toml(table: Mapping[str, Any], existing: str | None = None) -> str:
+    """The story table as a plugin .toml file. Given the text of the file it replaces, the new
+    values go into that document: the comments there (a curator's notes) are kept, and keys the
+    new table lacks are dropped."""
+    document = tomlkit.parse(existing) if existing is not None else tomlkit.document()
+    _update(document, table)
+    return tomlkit.dumps(document)
+
+
+def _update(container: Any, table: Mapping[str, Any]) -> None:
+    """Set `table`'s values into a tomlkit table in place: a sub-table that stays a table is
+    updated rather than replaced, so the comments inside it stay too."""
+    for key in [k for k in container if k not in table]:
+        del container[key]
+    for key, value in table.items():
+        current = container.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping) and not isinstance(current, tomlkit.items.InlineTable):
+            _update(current, value)
+        else:
+            container[key] = _toml_item(value)
+
+
+def _toml_item(value: Any) -> Any:
+    """Lists of tables as [[arrays of tables]], as a person writes a story's rules and names."""
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        tables = tomlkit.aot()
+        for v in value:
+            tables.append(tomlkit.item(dict(v)))
+        return tables
+    return tomlkit.item(dict(value) if isinstance(value, Mapping) else value)
+
+
 def write_story(table: Mapping[str, Any], folder: Path, *, force: bool = False, source: str = "") -> Path:
-    """Write `<folder>/<id>.toml`; refuse to replace an existing file unless `force`."""
+    """Write `<folder>/<id>.toml`; refuse to replace an existing file unless `force`, and then
+    keep the comments written in it."""
     path = folder / f"{table['id']}.toml"
-    if path.exists() and not force:
-        raise ConfigError(f"{path} already exists (use --force to replace it)")
+    existing: str | None = None
+    if path.exists():
+        if not force:
+            raise ConfigError(f"{path} already exists (use --force to replace it)")
+        try:
+            existing = path.read_text(encoding="utf-8")
+            tomlkit.parse(existing)
+        except (OSError, UnicodeDecodeError, TOMLKitError):
+            existing = None     # not a TOML file to keep anything of: replaced whole
     header = (f"# Derived by `monitor stories add` from {source or 'a reference article'} on "
               f"{date.today().isoformat()}.\n# A starting point: curate the facets, names and window by hand.\n\n")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(header + to_toml(table), encoding="utf-8")
+        path.write_text(story_toml(table, existing) if existing is not None else header + story_toml(table),
+                        encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror or e}") from e
     return path

@@ -23,7 +23,8 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from monitor._types import Article, MatchResult
-from monitor.matching.base import Document, Story
+from monitor.matching.base import Story
+from monitor.matching.document import Document
 from monitor.matching.profile import background, proper_names
 from monitor.matching.text import fold, parse_alias, tokenize
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from importlib.metadata import entry_points
@@ -20,20 +20,31 @@ from types import ModuleType
 from typing import Any
 
 from monitor.exceptions import ConfigError, PluginError
-from monitor.matching.base import Facet, Name, Reference, RuleSpec, Story
+from monitor.matching.base import Facet, Name, Reference, RuleFactory, RuleSpec, Story
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import BUILTIN_RULES
 from monitor.matching.text import parse_alias, tokenize
 
-__all__ = ["RuleInfo", "Registry", "discover", "load_stories", "list_rules", "parse_story",
-           "project_plugin_dir"]
+__all__ = ["RuleInfo", "Registry", "StoryError", "STORY_KEYS", "OVERRIDE_KEYS", "discover", "load_stories", "list_rules",
+           "parse_story", "project_plugin_dir"]
 
-_STORY_KEYS = {"id", "title", "description", "enabled", "threshold", "bias", "start", "end", "reference",
-               "names", "places", "facets", "anchors", "anchors_needed", "terms", "rules"}
-_OVERRIDE_KEYS = {"id", "enabled", "threshold", "reference"}
+STORY_KEYS = frozenset({"id", "title", "description", "enabled", "threshold", "bias", "start", "end", "reference",
+                        "names", "places", "facets", "anchors", "anchors_needed", "terms", "rules"})
+# The keys a [[stories]] table may set on a plugin story it selects by id.
+OVERRIDE_KEYS = frozenset({"id", "enabled", "threshold", "reference"})
 _RULE_KEYS = {"name", "weight", "required", "params"}
 _NAME_KEYS = {"name", "aliases", "weak"}
 _REFERENCE_KEYS = {"url", "title", "path"}
+
+
+class StoryError(ConfigError):
+    """A story table is wrong: names the story and the top-level key at fault, so that the
+    configuration can point at the line of a [[stories]] table."""
+
+    def __init__(self, message: str, story_id: str | None, key: str | None) -> None:
+        super().__init__(message)
+        self.story_id = story_id
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +58,7 @@ class RuleInfo:
 class Registry:
     """Everything discovered: rule factories by name and plugin stories by id."""
 
-    rules: Mapping[str, tuple[Callable[..., Any], RuleInfo]]
+    rules: Mapping[str, tuple[RuleFactory, RuleInfo]]
     stories: Mapping[str, Story]
 
 
@@ -98,7 +109,7 @@ def _story_tables(value: Any, plugin: str) -> list[Mapping[str, Any]]:
 
 def discover(plugin_dirs: Sequence[Path] = ()) -> Registry:
     """Find every rule and plugin story; PluginError names the plugin at fault."""
-    rules: dict[str, tuple[Callable[..., Any], RuleInfo]] = {
+    rules: dict[str, tuple[RuleFactory, RuleInfo]] = {
         name: (cls, RuleInfo(name, cls.version, "built-in")) for name, cls in BUILTIN_RULES.items()}
     pending_stories: list[tuple[Mapping[str, Any], str, Path | None]] = []
 
@@ -142,10 +153,10 @@ def discover(plugin_dirs: Sequence[Path] = ()) -> Registry:
                     pending_stories += [(t, plugin, path.parent) for t in _story_tables(module.STORIES, plugin)]
             elif path.suffix == ".toml":
                 try:
-                    table = tomllib.loads(path.read_text(encoding="utf-8"))
+                    read = tomllib.loads(path.read_text(encoding="utf-8"))
                 except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                     raise PluginError(plugin, f"cannot read story: {e}") from e
-                pending_stories.append((table, plugin, path.parent))
+                pending_stories.append((read, plugin, path.parent))
 
     stories: dict[str, Story] = {}
     for table, plugin, base_dir in pending_stories:
@@ -177,15 +188,15 @@ def load_stories(story_tables: Sequence[Mapping[str, Any]], *, plugin_dirs: Sequ
             raise ConfigError(f"stories[{position}]: `id` must be a non-empty string")
         shipped = registry.stories.get(story_id)
         if shipped is not None:
-            extra = sorted(set(table) - _OVERRIDE_KEYS)
+            extra = sorted(set(table) - OVERRIDE_KEYS)
             if extra:
-                raise ConfigError(f"story {story_id!r}: key {extra[0]!r} cannot be set on a plugin story "
-                                  f"(only {', '.join(sorted(_OVERRIDE_KEYS - {'id'}))} can be overridden)")
+                raise StoryError(f"story {story_id!r}: key {extra[0]!r} cannot be set on a plugin story "
+                                 f"(only {', '.join(sorted(OVERRIDE_KEYS - {'id'}))} can be overridden)", story_id, extra[0])
             story = _override(shipped, table, base_dir)
         else:
             story = parse_story(table, origin="config", base_dir=base_dir, rule_names=set(registry.rules))
         if any(s.id == story.id for s in stories):
-            raise ConfigError(f"story {story.id!r} is configured twice")
+            raise StoryError(f"story {story.id!r} is configured twice", story.id, "id")
         story = _resolve_rules(story, registry)
         stories.append(story)
     return stories
@@ -201,7 +212,7 @@ def _resolve_rules(story: Story, registry: Registry) -> Story:
         except PluginError:
             raise
         except Exception as e:
-            raise ConfigError(f"story {story.id!r}: rule {spec.name!r} ({info.origin}): {e}") from e
+            raise StoryError(f"story {story.id!r}: rule {spec.name!r} ({info.origin}): {e}", story.id, "rules") from e
         specs.append(replace(spec, factory=factory))
     return replace(story, rules=tuple(specs))
 
@@ -221,8 +232,12 @@ def _override(story: Story, table: Mapping[str, Any], base_dir: Path | None) -> 
     return replace(story, **changes)
 
 
-def _fail(where: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: key {key!r} {message}")
+def _fail(where: str, key: str, message: str) -> StoryError:
+    # `where` is "story 'x'" or, inside a list of tables, "story 'x', rules[0]".
+    story, _, inside = where.partition(", ")
+    story_id = story[len("story '"):-1] if story.startswith("story '") and story.endswith("'") else None
+    top_key = inside.split("[")[0] if inside else key.split(".")[0]
+    return StoryError(f"{where}: key {key!r} {message}", story_id, top_key)
 
 
 def _bool(value: Any, where: str, key: str) -> bool:
@@ -329,9 +344,9 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
     story_id = table.get("id")
     where = f"story {story_id!r}"
     _string(story_id, where, "id")
-    unknown = sorted(set(table) - _STORY_KEYS)
+    unknown = sorted(set(table) - STORY_KEYS)
     if unknown:
-        raise _fail(where, unknown[0], f"is not a known story key ({', '.join(sorted(_STORY_KEYS))})")
+        raise _fail(where, unknown[0], f"is not a known story key ({', '.join(sorted(STORY_KEYS))})")
     fields: dict[str, Any] = {"id": story_id, "origin": origin,
                               "title": _string(table.get("title"), where, "title")}
     if "description" in table:

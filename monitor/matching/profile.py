@@ -1,7 +1,8 @@
 """Reference profiles: what an article is about, as weighted terms, names, places and dates.
 
-`derive_profile(text)` turns any article into a profile; the shipped summit story was made
-this way from its reference article and then curated by hand. `similarity` compares a
+`derive_profile(text)` turns any article into a profile (monitor.matching.authoring makes a
+story table of one); the shipped summit story was made this way from its reference article and
+then curated by hand. `similarity` compares a
 document with a profile (cosine of tf-idf vectors). Document frequencies come from a
 background prior shipped as `background_df.json` (built with `build_background` from the
 article-extraction-benchmark bodies: 181 news and blog articles on unrelated topics), so a
@@ -15,15 +16,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from monitor.matching.names import DerivedName
 from monitor.matching.text import CALENDAR_WORDS, fold, split_paragraphs, tokenize
 
 __all__ = ["Profile", "Background", "background", "build_background", "derive_profile", "proper_names", "similarity",
-           "story_table", "to_toml", "tfidf_vector"]
+           "tfidf_vector", "DERIVED_SIMILARITY_WEIGHT", "DERIVED_BIAS", "DERIVED_NAMES_SCALE", "ANCHOR_TERMS",
+           "ANCHORS_NEEDED"]
 
 _BACKGROUND_FILE = Path(__file__).with_name("background_df.json")
 # Words that carry no topic in any news text, beyond what the background prior already damps.
@@ -185,66 +186,3 @@ DERIVED_NAMES_SCALE = 0.45
 # On the three labelled stories no article on the story holds fewer.
 ANCHOR_TERMS = 30
 ANCHORS_NEEDED = 2
-
-
-def story_table(profile: Profile, *, story_id: str, title: str, reference_url: str | None = None,
-                published: date | None = None, window_days: int = 60, names: Sequence[DerivedName] = (),
-                lang: str | None = None) -> dict[str, object]:
-    """A story (the table a `[[stories]]` entry or plugin .toml holds) derived from a profile alone.
-
-    `profile` should hold every term of the reference (`derive_profile(..., max_terms=None)`):
-    the similarity is computed against all of them. The window, when the article's date is
-    known, runs `window_days` either side of it; `stories add --start/--end` sets it instead.
-    """
-    anchors = [t for t in profile.terms if not t.isdigit()][:ANCHOR_TERMS]
-    table: dict[str, object] = {
-        "id": story_id, "title": title,
-        "bias": DERIVED_BIAS,
-        "anchors": anchors,
-        "anchors_needed": min(ANCHORS_NEEDED, len(anchors)),
-        "terms": dict(profile.terms),
-        "rules": [{"name": "reference", "weight": DERIVED_SIMILARITY_WEIGHT, "params": {"full_at": 1.0}}],
-    }
-    if names:
-        table["names"] = [{"name": n.name, **({"aliases": list(n.aliases)} if n.aliases else {})} for n in names]
-        if lang:
-            table["rules"][0]["params"].update(lang=lang, names_scale=DERIVED_NAMES_SCALE)  # type: ignore[index]
-    if reference_url:
-        table["reference"] = {"url": reference_url}
-    if published is not None:
-        table["start"] = (published - timedelta(days=window_days)).isoformat()
-        table["end"] = (published + timedelta(days=window_days)).isoformat()
-        table["rules"] = [{"name": "window", "required": True, "weight": 0.0}, *table["rules"]]  # type: ignore[list-item]
-    return table
-
-
-def to_toml(table: Mapping[str, object]) -> str:
-    """The story table as a plugin .toml file (the subset of TOML story tables need)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items()
-             if not isinstance(v, (dict, list)) or (isinstance(v, list) and not any(isinstance(x, dict) for x in v))]
-    for key in ("reference", "facets", "terms"):
-        if key in table:
-            lines += ["", f"[{key}]"]
-            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table[key].items()]  # type: ignore[union-attr]
-    for key in ("names", "places", "rules"):
-        for item in table.get(key, []):  # type: ignore[union-attr]
-            lines += ["", f"[[{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in item.items())]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")

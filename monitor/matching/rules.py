@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from monitor.matching.base import Document, RuleResult, Story
+from monitor.matching.base import RuleFactory, RuleResult, Story
+from monitor.matching.document import Document
 from monitor.matching.profile import similarity, tfidf_vector
+from monitor.matching.query import parse as parse_query
 from monitor.matching.text import Alias, parse_alias, tokenize
 
 __all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
@@ -54,7 +56,7 @@ class FacetIndex:
         # facet label -> [(display, strong aliases, weak aliases)]
         self.entries: dict[str, list[tuple[str, tuple[Alias, ...], tuple[Alias, ...]]]] = {}
         for facet in story.facets:
-            compiled = []
+            compiled: list[tuple[str, tuple[Alias, ...], tuple[Alias, ...]]] = []
             for entry in facet.entries:
                 name = story.name(entry)
                 if name is None:
@@ -76,10 +78,10 @@ class FacetIndex:
         than one per alias and paragraph: a thousand stories stay cheap.
         """
         key = ("facet-parts", self.story_id)
-        table = doc.cache.get(key)
-        if table is not None:
-            return table
-        table = {}
+        cached: dict[str, dict[int, str]] | None = doc.cache.get(key)
+        if cached is not None:
+            return cached
+        table: dict[str, dict[int, str]] = {}
         for label, entries in self.entries.items():
             where: dict[int, str] = {}
             for display, strong, weak in entries:
@@ -211,7 +213,7 @@ class CoverageRule:
             if count > best[0]:
                 best = (count, i)
         share = (full + self.partial * partial) / total
-        evidence = ()
+        evidence: tuple[str, ...] = ()
         if full:
             evidence = (f"{full} of {total} paragraphs ({round(100 * full / total)}%) are about the story",)
         passage = doc.paragraphs[best[1]] if best[1] >= 0 else None
@@ -292,23 +294,18 @@ class QueryRule:
         text = params.get("query")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("parameter 'query' must be a non-empty string")
-        from monitor.matching import query  # the query language is optional for every other rule
-
-        self._query_module = query
-        self.query = query.parse(text)
+        self.query = parse_query(text)
 
     def required_terms(self) -> frozenset[str] | None:
         return self.query.required_terms()
 
     def evaluate(self, doc: Document) -> RuleResult:
-        parsed = doc.cache.get("query-document")
-        if parsed is None:
-            parsed = doc.cache["query-document"] = self._query_module.make_document(doc.title, doc.body)
-        result = self.query.matches(parsed)
+        result = self.query.matches(doc)
         if not result.matched:
             return RuleResult(0.0, (), {"matched": False})
         terms = sorted({hit.term for hit in result.hits})
         return RuleResult(1.0, (f"query matched ({', '.join(terms[:6])})",), {"matched": True})
 
 
-BUILTIN_RULES: dict[str, type] = {r.name: r for r in (WindowRule, TitleRule, LeadRule, CoverageRule, ReferenceRule, QueryRule)}
+_BUILTIN: tuple[RuleFactory, ...] = (WindowRule, TitleRule, LeadRule, CoverageRule, ReferenceRule, QueryRule)
+BUILTIN_RULES: dict[str, RuleFactory] = {r.name: r for r in _BUILTIN}
