@@ -521,10 +521,8 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
 
     with _open_store(settings) as store:
         if args.action == "list":
-            from monitor.db.polling import load_poll_states
-
             feeds = store.list_feeds()
-            polls = load_poll_states(store, [f.id for f in feeds])
+            polls = store.load_poll_states([f.id for f in feeds])
             if not feeds:
                 print("no feeds yet: add one with `monitor feeds add URL` or under [[feeds]] in the config")
             for f in feeds:

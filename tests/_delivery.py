@@ -11,7 +11,7 @@ from typing import Any
 from _httpserver import LocalServer
 
 from monitor._types import Article, MatchResult
-from monitor.db.store import Store
+from monitor.db.store import ArticleWrite, Store
 
 STORY = "summit"
 STORIES = [SimpleNamespace(id=STORY, title="Trump–Kim summit", enabled=True),
@@ -55,4 +55,4 @@ def add_match(store: Store, n: int, at: datetime, *, story: str = STORY, score: 
                       fetched_at=at, published=at - timedelta(minutes=5), outlet="Example News", lang="en")
     result = MatchResult(story_id=story, matched=True, score=score, evidence=("title: summit, Kim Jong Un",),
                          rule_versions={"title": "1"}, best_passage=f"Kim Jong Un and Donald Trump met, report {n}.")
-    store.store_article(article, [result], [], at)
+    store.store_articles([ArticleWrite(article, [result], [])], at)

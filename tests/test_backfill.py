@@ -8,7 +8,7 @@ from pathlib import Path
 
 from monitor._types import Article
 from monitor.backfill import backfill
-from monitor.db.store import Store
+from monitor.db.store import ArticleWrite, Store
 from monitor.db.story_state import match_scores
 from monitor.matching import Matcher, load_stories
 
@@ -38,10 +38,12 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
     on = {a.url for a, label in fixtures if label == "on"}
     with Store.open(db_url, create=True) as store:
         # Stored before the story existed: articles without matches, plus one stale match.
-        ids = {a.url: store.save_article(a)[0] for a, _ in fixtures}
-        stale = ids["https://news.test/neg-kardashian"]
-        store.save_matches(stale, [replace(Matcher([story]).match(fixtures[0][0])[0], story_id=STORY, matched=True)],
-                           datetime.now(UTC))
+        stale_url = "https://news.test/neg-kardashian"
+        stale_match = replace(Matcher([story]).match(fixtures[0][0])[0], story_id=STORY, matched=True)
+        writes = [ArticleWrite(a, [stale_match] if a.url == stale_url else [], []) for a, _ in fixtures]
+        ids = {w.article.url: article_id
+               for w, (article_id, _, _) in zip(writes, store.store_articles(writes, datetime.now(UTC)), strict=True)}
+        stale = ids[stale_url]
         before = _snapshot(store)
 
         dry = backfill(store, story, dry_run=True, batch=4)
@@ -74,8 +76,7 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
 def test_time_range_limits_what_is_rescored(sqlite_url: str) -> None:
     [story] = load_stories([{"id": STORY}])
     with Store.open(sqlite_url, create=True) as store:
-        for article, _ in _fixtures():
-            store.save_article(article)
+        store.store_articles([ArticleWrite(article, [], []) for article, _ in _fixtures()], datetime.now(UTC))
         june = backfill(store, story, since=datetime(2018, 6, 1, tzinfo=UTC),
                         until=datetime(2018, 7, 1, tzinfo=UTC))
         assert 0 < june.scanned < len(_fixtures())

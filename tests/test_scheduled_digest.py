@@ -161,7 +161,7 @@ def test_a_failed_digest_is_retried_with_backoff(tmp_path: Path, store: Store) -
         assert run_due_digests(config, store, STORIES, T0 + timedelta(minutes=4)).sent == 0
         assert run_due_digests(config, store, STORIES, T0 + timedelta(minutes=5)).sent == 1
         assert len(receiver.bodies) == 2 and receiver.content_types[1] == "text/markdown; charset=utf-8"
-        assert AlertLedger(store.engine).runs(config.digests[0].key) == [(T0, "sent", 2)]
+        assert AlertLedger(store).runs(config.digests[0].key) == [(T0, "sent", 2)]
     finally:
         receiver.close()
 
