@@ -911,7 +911,7 @@ class _Leases:
         try:
             written = list(self._write(pending))
         except Exception as e:
-            # One bad result (a redirect to an unstorable address, say) must not cost the others.
+            # One bad result (a time the database refuses, say) must not cost the others.
             log.warning("storing %d feed results together failed (%s); storing them one by one", len(pending), e)
             written = [self._write_one(item) for item in pending]
         for item, ok in zip(pending, written):

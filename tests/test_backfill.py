@@ -9,7 +9,6 @@ from pathlib import Path
 from monitor._types import Article
 from monitor.backfill import backfill
 from monitor.db.store import ArticleWrite, Store
-from monitor.db.story_state import match_scores
 from monitor.matching import Matcher, load_stories
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -56,7 +55,7 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
 
         applied = backfill(store, story, batch=4)
         assert (applied.added, applied.removed, applied.updated) == (dry.added, dry.removed, dry.updated)
-        assert set(match_scores(store, STORY)) == {ids[u] for u in on}
+        assert set(store.match_scores(STORY)) == {ids[u] for u in on}
         stored = {m.canonical_url: m for m in store.matches([STORY], None, None)}
         assert all(m.evidence and m.best_passage for m in stored.values())
 
@@ -70,7 +69,7 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
         assert dry.added == 0 and dry.removed > 0
         applied = backfill(store, strict)
         assert applied.removed == dry.removed
-        assert len(match_scores(store, STORY)) == len(on) - dry.removed
+        assert len(store.match_scores(STORY)) == len(on) - dry.removed
 
 
 def test_time_range_limits_what_is_rescored(sqlite_url: str) -> None:

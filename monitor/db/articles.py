@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, delete, func, select
+from sqlalchemy import Connection, Engine, Row, Select, delete, func, select, update
 
 from monitor._types import Article, MatchResult, StoredMatch
 from monitor.db import models as m
@@ -86,7 +86,7 @@ _ARTICLE_COLUMNS = (
 )
 
 
-def article_row(row: Row[Any]) -> ArticleRow:
+def article_row(row: Row[*tuple[Any, ...]]) -> ArticleRow:
     """A row of `_ARTICLE_COLUMNS` as an ArticleRow."""
     return ArticleRow(**row._asdict())
 
@@ -108,8 +108,8 @@ def near_miss_values(result: MatchResult) -> dict[str, Any]:
 FILED_AT = func.coalesce(m.Article.published, m.Article.fetched_at)
 
 
-def matches_in(stmt: Select[Any], story_ids: Sequence[str] | None, since: datetime | None,
-               until: datetime | None, min_score: float = 0.0) -> Select[Any]:
+def matches_in(stmt: Select[*tuple[Any, ...]], story_ids: Sequence[str] | None, since: datetime | None,
+               until: datetime | None, min_score: float = 0.0) -> Select[*tuple[Any, ...]]:
     """`stmt` over matches joined to their articles, narrowed to `story_ids` (None: every story),
     filed in [since, until), scoring at least `min_score`: what the digest and the read API select."""
     stmt = stmt.select_from(m.Match).join(m.Article, m.Match.article_id == m.Article.id)
@@ -132,7 +132,7 @@ STORED_MATCH_COLUMNS = (
 )
 
 
-def stored_match(row: Row[Any]) -> StoredMatch:
+def stored_match(row: Row[*tuple[Any, ...]]) -> StoredMatch:
     """A row of `STORED_MATCH_COLUMNS` as a StoredMatch."""
     return StoredMatch(
         story_id=row.story_id,
@@ -304,8 +304,14 @@ class ArticleStore(StoreBase):
         if near:
             conn.execute(self.insert(m.NearMiss).values(near)
                          .on_conflict_do_nothing(index_elements=["story_id", "article_id"]))
-        rows = [{"story_id": r.story_id, "article_id": article_id, "matched_at": at, **match_values(r)}
-                for r in results if r.matched]
+        return self._insert_match_rows(conn, [(r.story_id, article_id, r) for r in results if r.matched], at)
+
+    def _insert_match_rows(self, conn: Connection, matches: Sequence[tuple[str, int, MatchResult]],
+                           at: datetime) -> int:
+        """Insert (story id, article id, verdict) matches, keeping any a story already has on the
+        article; return how many were added."""
+        rows = [{"story_id": story_id, "article_id": article_id, "matched_at": at, **match_values(result)}
+                for story_id, article_id, result in matches]
         if not rows:
             return 0
         stmt = (
@@ -328,3 +334,46 @@ class ArticleStore(StoreBase):
             FILED_AT, m.Match.story_id, m.Article.id)
         with self.transaction() as conn:
             return [stored_match(row) for row in conn.execute(stmt)]
+
+    # -- a backfill's writes
+
+    def match_scores(self, story_id: str) -> dict[int, float]:
+        """Article id -> stored score of every match of `story_id`."""
+        stmt = select(m.Match.article_id, m.Match.score).where(m.Match.story_id == story_id)
+        with self.transaction() as conn:
+            return {article_id: score for article_id, score in conn.execute(stmt)}
+
+    def write_matches(self, story_id: str, *, add: Sequence[tuple[int, MatchResult]] = (),
+                      update_: Sequence[tuple[int, MatchResult]] = (), remove: Sequence[int] = (),
+                      at: datetime | None = None) -> tuple[int, int, int]:
+        """One batch of a backfill in one transaction: insert new matches (a match that appeared
+        meanwhile is kept), refresh the ones that still hold, delete the ones that no longer do.
+        Returns (added, updated, removed)."""
+        at = at or datetime.now(UTC)
+        updated = removed = 0
+        with self.transaction() as conn:
+            added = self._insert_match_rows(conn, [(story_id, article_id, r) for article_id, r in add], at)
+            for article_id, result in update_:
+                refresh = (update(m.Match).where(m.Match.story_id == story_id, m.Match.article_id == article_id)
+                           .values(match_values(result)))
+                updated += conn.execute(refresh).rowcount
+            for chunk in chunks(list(remove)):
+                drop = delete(m.Match).where(m.Match.story_id == story_id, m.Match.article_id.in_(chunk))
+                removed += conn.execute(drop).rowcount
+        return added, updated, removed
+
+    def write_near_misses(self, story_id: str, decided: Sequence[tuple[int, MatchResult | None]],
+                          at: datetime | None = None) -> None:
+        """A backfill's new decisions on `decided` (article id, verdict; None when the prefilter skipped
+        the article) replace the story's near misses of those articles: a verdict that came close is
+        kept, any other leaves none."""
+        at = at or datetime.now(UTC)
+        ids = [article_id for article_id, _ in decided]
+        rows = [{"story_id": story_id, "article_id": article_id, "decided_at": at, **near_miss_values(r)}
+                for article_id, r in decided if r is not None and r.near_miss]
+        with self.transaction() as conn:
+            for chunk in chunks(ids):
+                conn.execute(delete(m.NearMiss).where(m.NearMiss.story_id == story_id,
+                                                      m.NearMiss.article_id.in_(chunk)))
+            for rows_chunk in chunks(rows):
+                conn.execute(self.insert(m.NearMiss).values(list(rows_chunk)))

@@ -51,7 +51,7 @@ class FeedResult:
     new_url: str | None = None     # a permanent redirect: the feed moves there (see `move_feed`)
 
 
-def feed_state(row: Row[Any]) -> FeedState:
+def feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
     """A feeds row as the rest of the monitor reads it."""
     return FeedState(**{name: getattr(row, name) for name in _FEED_FIELDS})
 
@@ -113,7 +113,7 @@ def _poll_values(state: PollState, at: datetime) -> Mapping[str, object]:
             "revalidate": state.revalidate, "updated_at": at}
 
 
-def _poll_state(row: Row[Any]) -> PollState:
+def _poll_state(row: Row[*tuple[Any, ...]]) -> PollState:
     return PollState(interval=row.interval_seconds, activity=row.activity, checks=row.checks,
                      unchanged_since=row.unchanged_since, unchanged_checks=row.unchanged_checks,
                      revalidate=row.revalidate)

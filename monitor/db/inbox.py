@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from monitor._types import FeedEntry
 from monitor.db import models as m
@@ -40,7 +40,7 @@ def put(store: Store, origin: str, feed_url: str, entries: Sequence[FeedEntry], 
     row = {"origin": origin, "feed_url": feed_url, "feed_title": feed_title,
            "entries": json.dumps([_entry_dict(e) for e in entries]), "received_at": now, "attempts": 0}
     with store.transaction() as conn:
-        return int(conn.execute(m.InboxItem.__table__.insert().values(row).returning(m.InboxItem.id)).scalar_one())
+        return int(conn.execute(insert(m.InboxItem).values(row).returning(m.InboxItem.id)).scalar_one())
 
 
 def take(store: Store, now: datetime, *, limit: int, claim_seconds: float) -> list[InboxBatch]:

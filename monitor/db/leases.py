@@ -108,8 +108,7 @@ def claim_due_feeds(store: Store, owner: str, now: datetime, limit: int, lease_s
         .returning(*m.Feed.__table__.columns)
     )
     with store.transaction() as conn:
-        rows = conn.execute(stmt).all()
-    rows.sort(key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
+        rows = sorted(conn.execute(stmt).all(), key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
     return [Claim(feed=feed_state(row), owner=owner, token=row.lease_token, expires_at=expires_at) for row in rows]
 
 
