@@ -133,13 +133,6 @@ class AlertLedger:
                          .values(failures=0 if give_up else claim.failures + 1, last_error=error,
                                  next_send_at=next_send_at))
 
-    def states(self, alert_id: str) -> dict[str, int]:
-        """How many of the alert's articles are in each state (pending, sending, sent, failed)."""
-        stmt = (select(m.AlertDelivery.state, func.count()).where(m.AlertDelivery.alert_id == alert_id)
-                .group_by(m.AlertDelivery.state))
-        with self._transaction() as conn:
-            return {state: count for state, count in conn.execute(stmt)}
-
     # -- scheduled digests
 
     def claim_run(self, digest_id: str, scheduled_for: datetime, now: datetime) -> bool:
@@ -176,13 +169,6 @@ class AlertLedger:
             conn.execute(update(m.DigestRun)
                          .where(m.DigestRun.digest_id == digest_id, m.DigestRun.scheduled_for == scheduled_for)
                          .values(state=state, finished_at=now, error=error, next_attempt_at=retry_at))
-
-    def runs(self, digest_id: str) -> list[tuple[datetime, str, int]]:
-        """(scheduled time, state, attempts) of every run of `digest_id`, oldest first."""
-        stmt = (select(m.DigestRun.scheduled_for, m.DigestRun.state, m.DigestRun.attempts)
-                .where(m.DigestRun.digest_id == digest_id).order_by(m.DigestRun.scheduled_for))
-        with self._transaction() as conn:
-            return [tuple(row) for row in conn.execute(stmt)]  # type: ignore[misc]
 
     def _transaction(self) -> AbstractContextManager[Connection]:
         return self._store.transaction()

@@ -196,9 +196,9 @@ class FeedStore(StoreBase):
 
     # -- check results
 
-    def record_feed_result(self, result: FeedResult, then: Callable[[Connection], None] | None = None) -> None:
+    def record_feed_result(self, result: FeedResult) -> None:
         """Store the outcome of one check (see `record_feed_results`)."""
-        self.record_feed_results([result], then)
+        self.record_feed_results([result])
 
     def record_feed_results(self, results: Sequence[FeedResult],
                             then: Callable[[Connection], None] | None = None) -> None:

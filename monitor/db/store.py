@@ -24,6 +24,8 @@ __all__ = ["ArticleRow", "ArticleWrite", "FeedResult", "Store"]
 
 
 class Store(FeedStore, ArticleStore):
+    """The database: open one per process (`Store.open`) and share it between its threads."""
+
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
         """Connect to `url` and check its schema; `create` migrates an empty database."""
