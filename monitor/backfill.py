@@ -60,7 +60,7 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
     progress(f"backfill {story.id}: scoring the stored articles")
     # A disabled story can be backfilled before it is switched on.
     matcher = Matcher([replace(story, enabled=True)])
-    stored = story_state.match_scores(store, story.id)
+    stored = store.match_scores(story.id)
     scanned = added = removed = updated = sightings = 0
     added_samples: list[BackfillChange] = []
     removed_samples: list[BackfillChange] = []
@@ -74,9 +74,8 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
         nonlocal sightings
         if dry_run or not (pending_add or pending_update or pending_remove or pending_decided):
             return
-        story_state.write_matches(store, story.id, add=pending_add, update_=pending_update, remove=pending_remove,
-                                  at=at)
-        story_state.write_near_misses(store, story.id, pending_decided, at=at)
+        store.write_matches(story.id, add=pending_add, update_=pending_update, remove=pending_remove, at=at)
+        store.write_near_misses(story.id, pending_decided, at=at)
         story_state.forget_sightings(store, story.id, pending_remove)
         for article_id, article, result in pending_learn:
             sightings += story_state.record_learning(store, article_id, article, [result], [story], at=at)

@@ -64,7 +64,7 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
     if store.dialect_name == "postgresql" and feeds:
         from monitor.db.leases import claim_due_feeds, new_owner
 
-        claims = claim_due_feeds(store.engine, new_owner(), datetime.now(UTC), len(feeds),
+        claims = claim_due_feeds(store, new_owner(), datetime.now(UTC), len(feeds),
                                  float(settings.schedule.lease), due_only=False)
         held_elsewhere = max(0, len(feeds) - len(claims))
         feeds = [c.feed for c in claims]
@@ -99,7 +99,7 @@ def rebuild_due_stories(settings: Settings, store: Any, stories: Sequence[Any], 
     from monitor.db.leases import run_once_per
     from monitor.db.story_models import rebuild
 
-    if not run_once_per(store.engine, "rebuild-stories", str(int(now.timestamp() // period)), owner, now=now):
+    if not run_once_per(store, "rebuild-stories", str(int(now.timestamp() // period)), owner, now=now):
         return
     for story in stories:
         if not story.enabled:
@@ -172,7 +172,7 @@ def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
     from monitor.db.leases import advisory_lock
 
     try:
-        with advisory_lock(store.engine, "retention") as mine:
+        with advisory_lock(store, "retention") as mine:
             if not mine:
                 return      # another daemon is pruning
             counts = pruner.run(datetime.now(UTC), max_batches=_PRUNE_BATCHES_PER_TICK, stop=stop.is_set)
@@ -206,7 +206,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
         pruner = Pruner(store, settings.retention)
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-    with register_daemon(store.engine), stop_on_signals(stop), \
+    with register_daemon(store), stop_on_signals(stop), \
             Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
 
         def tick() -> None:
@@ -218,7 +218,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             pipeline.matcher = matcher_for(store, stories)
             if shared:
                 # Several daemons may share this database: work only on the feeds leased to us.
-                claims = claim_due_feeds(store.engine, owner, now, batch, float(settings.schedule.lease))
+                claims = claim_due_feeds(store, owner, now, batch, float(settings.schedule.lease))
                 due, summary = [c.feed for c in claims], None
                 if claims:
                     summary = pipeline.run_pass(due, stop=stop, claims=claims)

@@ -122,7 +122,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
                  since: datetime | None, until: datetime | None, stop: threading.Event,
                  progress: Callable[[IngestReport], None] | None) -> None:
     fingerprint = _fingerprint(path)
-    done = load_progress(store.engine, str(path))
+    done = load_progress(store, str(path))
     if done is not None and done.fingerprint != fingerprint:
         log.warning("%s: not the file ingested under this name before; reading it from the start", path)
         done = None
@@ -150,7 +150,7 @@ def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestRepor
         report.counts.add(counts)
         done = ArchiveProgress(done.path, fingerprint, offset, done.records + counts.records,
                                done.pages + counts.pages)
-        save_progress(store.engine, done, datetime.now(UTC))
+        save_progress(store, done, datetime.now(UTC))
         counts.clear()
         batch, batch_bytes = [], 0
         if progress is not None:

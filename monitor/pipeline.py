@@ -37,8 +37,7 @@ from urllib.parse import urlsplit
 
 from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult, ParsedFeed
 from monitor.config import Settings
-from monitor.db.leases import Claim, release_many, renew
-from monitor.db.polling import load_poll_states, moved_to, record_move, write_poll_states
+from monitor.db.leases import Claim, Release, release_many, renew
 from monitor.db.store import ArticleWrite, FeedResult, Store
 from monitor.db.story_state import record_learning
 from monitor.exceptions import FetchError, HTTPStatusError, MonitorError, ParseError
@@ -292,7 +291,7 @@ class Pipeline:
         """
         self._leases = _Leases(self.store, claims, self.settings.schedule.lease)
         feeds = self._skip_moved(feeds)
-        polls = load_poll_states(self.store, [feed.id for feed in feeds])
+        polls = self.store.load_poll_states([feed.id for feed in feeds])
         seeds = [(self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState())), feed) for feed in feeds]
         return self._drive(seeds, stop or threading.Event())
 
@@ -426,7 +425,7 @@ class Pipeline:
         Such a feed is the configuration still naming the old address: it is disabled with a
         note that says where the feed is checked now, and never fetched again.
         """
-        moves = moved_to(self.store, [feed.url for feed in feeds])
+        moves = self.store.moved_to([feed.url for feed in feeds])
         kept: list[FeedState] = []
         for feed in feeds:
             new = moves.get(feed.url)
@@ -436,8 +435,8 @@ class Pipeline:
             note = f"{feed.url}: moved permanently to {new}, which is checked instead; update the configuration"
             log.warning("%s", note)
             now = utcnow()
-            self.store.record_feed_result(feed.id, fetched_at=now, status="moved", error=note, error_count=0,
-                                          next_due_at=now)
+            self.store.record_feed_result(FeedResult(feed.id, fetched_at=now, status="moved", error=note,
+                                                     error_count=0, next_due_at=now))
             self.store.set_feed_enabled(feed.url, False)
         return kept
 
@@ -548,7 +547,7 @@ class Pipeline:
                 if fetched is not None and fetched.permanent_redirect and fetched.permanent_redirect != feed.url:
                     log.info("%s: moved permanently to %s; checked there from now on", feed.url,
                              fetched.permanent_redirect)
-                    record_move(self.store, feed.url, fetched.permanent_redirect, now)
+                    self.store.record_move(feed.url, fetched.permanent_redirect, now)
                 if parsed is not None and parsed.problem:
                     log.info("%s: feed is malformed but readable (%s)", feed.url, parsed.problem)
 
@@ -912,7 +911,7 @@ class _Leases:
         try:
             written = list(self._write(pending))
         except Exception as e:
-            # One bad result (a redirect to an unstorable address, say) must not cost the others.
+            # One bad result (a time the database refuses, say) must not cost the others.
             log.warning("storing %d feed results together failed (%s); storing them one by one", len(pending), e)
             written = [self._write_one(item) for item in pending]
         for item, ok in zip(pending, written):
@@ -937,7 +936,7 @@ class _Leases:
         if not self.leased:
             self.store.record_feed_results(
                 [item.result for item in pending],
-                then=lambda conn: write_poll_states(conn, self.store, [
+                then=lambda conn: self.store.write_poll_states(conn, [
                     (item.feed.id, item.poll, item.result.fetched_at) for item in pending if item.poll is not None]))
             for item in pending:
                 if item.enabled is False:
@@ -947,12 +946,12 @@ class _Leases:
         released = [(item, claim) for item, claim in zip(pending, claims) if claim is not None]
 
         def polls(conn: Any, held: list[bool]) -> None:
-            write_poll_states(conn, self.store, [(item.feed.id, item.poll, item.result.fetched_at)
+            self.store.write_poll_states(conn, [(item.feed.id, item.poll, item.result.fetched_at)
                                                  for (item, _claim), ok in zip(released, held)
                                                  if ok and item.poll is not None])
 
-        releases = [(claim, {**_release_fields(item.result), "enabled": item.enabled}) for item, claim in released]
-        outcomes = iter(release_many(self.store.engine, releases, then=polls) if releases else [])
+        releases = [Release(claim, item.result, item.enabled) for item, claim in released]
+        outcomes = iter(release_many(self.store, releases, then=polls) if releases else [])
         return [claim is not None and next(outcomes) for claim in claims]
 
     def maybe_renew(self) -> None:
@@ -960,7 +959,7 @@ class _Leases:
         if not self.held or time.monotonic() - self.renewed < self.lease_seconds / 3:
             return
         self.renewed = time.monotonic()
-        kept = renew(self.store.engine, list(self.held.values()), utcnow(), self.lease_seconds)
+        kept = renew(self.store, list(self.held.values()), utcnow(), self.lease_seconds)
         lost = set(self.held) - {c.feed.id for c in kept}
         for feed_id in lost:
             log.warning("%s: lease expired and was taken over", self.held[feed_id].feed.url)
@@ -968,15 +967,8 @@ class _Leases:
 
     def hand_back_unfinished(self) -> None:
         if self.held:
-            release_many(self.store.engine, [(claim, {}) for claim in self.held.values()])
+            release_many(self.store, [Release(claim) for claim in self.held.values()])
             self.held = {}
-
-
-def _release_fields(result: FeedResult) -> dict[str, Any]:
-    """`monitor.db.leases.release`'s keyword arguments for `result`."""
-    return {"fetched_at": result.fetched_at, "status": result.status, "error": result.error,
-            "error_count": result.error_count, "next_due_at": result.next_due_at, "etag": result.etag,
-            "last_modified": result.last_modified, "title": result.title, "new_url": result.new_url}
 
 
 def _charset(fetched: FetchResult) -> str | None:

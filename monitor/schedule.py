@@ -1,7 +1,7 @@
 """When to check a feed next, and how: the whole polling policy in one function.
 
 `next_check` takes what one check of a feed came to (`CheckOutcome`) and what the policy
-remembers about the feed (`PollState`, stored per feed by `monitor.db.polling`) and decides
+remembers about the feed (`PollState`, stored per feed by `monitor.db.feeds`) and decides
 when the feed is checked next, whether it stays enabled, and whether the next request may be
 conditional. Nothing else in the monitor makes a scheduling decision.
 """

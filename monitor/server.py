@@ -292,7 +292,7 @@ def create_app(svc: MonitorService) -> FastAPI:
     def health() -> Health:
         """Whether the monitor's database is reachable and current, and the inbox backlog."""
         status = schema_status(svc.store.engine)
-        pending, failed = inbox.counts(svc.store.engine)
+        pending, failed = inbox.counts(svc.store)
         return Health(status="ok" if status == "current" else "degraded", version=__version__,
                       database=svc.store.dialect_name, schema_status=status, inbox_pending=pending,
                       inbox_failed=failed, miniflux_webhook="ready" if secret else "disabled")

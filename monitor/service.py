@@ -76,7 +76,7 @@ class MonitorService:
         _check_origin(origin)
         if not entries:
             return 0
-        inbox.put(self.store.engine, origin, feed_url, entries, feed_title=feed_title, now=_now())
+        inbox.put(self.store, origin, feed_url, entries, feed_title=feed_title, now=_now())
         self._wake.set()
         return len(entries)
 
@@ -99,7 +99,7 @@ class MonitorService:
 
     def pending(self) -> int:
         """Inbox rows waiting (those in the works included)."""
-        return inbox.counts(self.store.engine)[0]
+        return inbox.counts(self.store)[0]
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ class MonitorService:
     def _process_batch(self, total: PassSummary) -> bool:
         """Take and process one batch of inbox rows; False when there was none."""
         lease = float(self.settings.schedule.lease)
-        batches = inbox.take(self.store.engine, _now(), limit=_BATCH_ROWS, claim_seconds=lease)
+        batches = inbox.take(self.store, _now(), limit=_BATCH_ROWS, claim_seconds=lease)
         if not batches:
             return False
         by_feed: dict[tuple[str, str], list[inbox.InboxBatch]] = defaultdict(list)
@@ -179,9 +179,9 @@ class MonitorService:
                               origin, feed_url)
                 continue
             if summary.stopped:
-                inbox.release(self.store.engine, ids)
+                inbox.release(self.store, ids)
                 return False
-            inbox.done(self.store.engine, ids)
+            inbox.done(self.store, ids)
             total.add(summary)
             matched |= summary.new_matches > 0
             log.info("%s, %s: %s: %s", origin, feed_url, plural(len(entries), "entry"), summary.line())

@@ -9,11 +9,30 @@ from types import SimpleNamespace
 from typing import Any
 
 from _httpserver import LocalServer
+from sqlalchemy import func, select
 
 from monitor._types import Article, MatchResult
-from monitor.db.store import Store
+from monitor.db import models as m
+from monitor.db.store import ArticleWrite, Store
 
 STORY = "summit"
+
+
+def delivery_states(store: Store, alert_id: str) -> dict[str, int]:
+    """How many of the alert's articles are in each state (pending, sending, sent, failed), read
+    straight from the table."""
+    stmt = (select(m.AlertDelivery.state, func.count()).where(m.AlertDelivery.alert_id == alert_id)
+            .group_by(m.AlertDelivery.state))
+    with store.transaction() as conn:
+        return {state: count for state, count in conn.execute(stmt)}
+
+
+def digest_runs(store: Store, digest_id: str) -> list[tuple[datetime, str, int]]:
+    """(scheduled time, state, attempts) of every run of `digest_id`, oldest first, read straight from the table."""
+    stmt = (select(m.DigestRun.scheduled_for, m.DigestRun.state, m.DigestRun.attempts)
+            .where(m.DigestRun.digest_id == digest_id).order_by(m.DigestRun.scheduled_for))
+    with store.transaction() as conn:
+        return [(when, state, attempts) for when, state, attempts in conn.execute(stmt)]
 STORIES = [SimpleNamespace(id=STORY, title="Trump–Kim summit", enabled=True),
            SimpleNamespace(id="other", title="Another story", enabled=True)]
 
@@ -55,4 +74,4 @@ def add_match(store: Store, n: int, at: datetime, *, story: str = STORY, score: 
                       fetched_at=at, published=at - timedelta(minutes=5), outlet="Example News", lang="en")
     result = MatchResult(story_id=story, matched=True, score=score, evidence=("title: summit, Kim Jong Un",),
                          rule_versions={"title": "1"}, best_passage=f"Kim Jong Un and Donald Trump met, report {n}.")
-    store.store_article(article, [result], [], at)
+    store.store_articles([ArticleWrite(article, [result], [])], at)

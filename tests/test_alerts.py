@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _delivery import STORIES, STORY, Receiver, add_match
+from _delivery import STORIES, STORY, Receiver, add_match, delivery_states
 from _mailserver import MailServer, self_signed_cert
 
 from monitor.alerts import DeliveryError, deliver_alerts, prepare_delivery
@@ -128,7 +128,7 @@ def test_a_failed_webhook_is_retried_with_backoff_and_delivered_once(store: Stor
         assert len(receiver.bodies) == 3 and receiver.bodies[0] != b""
         assert titles(receiver.json(2)) == ["Summit story 1"]
         assert deliver_alerts(config, store, t2 + timedelta(hours=5), stories=STORIES).messages == 0
-        assert AlertLedger(store.engine).states(config.alerts[0].key) == {"sent": 1}
+        assert delivery_states(store, config.alerts[0].key) == {"sent": 1}
     finally:
         receiver.close()
 
@@ -157,7 +157,7 @@ def test_a_message_given_up_is_never_sent_later(store: Store) -> None:
         later = deliver_alerts(config, store, T0 + timedelta(minutes=14), stories=STORIES)
         assert later.messages == 1
         assert titles(receiver.json(2)) == ["Summit story 2"]       # story 1 is not resent
-        assert AlertLedger(store.engine).states(config.alerts[0].key) == {"failed": 1, "sent": 1}
+        assert delivery_states(store, config.alerts[0].key) == {"failed": 1, "sent": 1}
     finally:
         receiver.close()
 
@@ -186,9 +186,9 @@ def test_only_one_of_two_daemons_takes_the_send_slot(db_url: str, receiver: Rece
         prepare_delivery(config, a, STORIES, T0)
         add_match(a, 1, T0 + timedelta(minutes=1))
         key = config.alerts[0].key
-        AlertLedger(a.engine).enqueue(key, 0.0, T0)
+        AlertLedger(a).enqueue(key, 0.0, T0)
         now = T0 + timedelta(minutes=2)
-        claims = [AlertLedger(s.engine).claim(key, now, now + SEND_HOLD) for s in (a, b)]
+        claims = [AlertLedger(s).claim(key, now, now + SEND_HOLD) for s in (a, b)]
         assert claims[0] is not None and [m.title for m in claims[0].matches] == ["Summit story 1"]
         assert claims[1] is None
 
@@ -198,7 +198,7 @@ def test_a_send_interrupted_by_a_crash_is_not_resent(store: Store, receiver: Rec
     prepare_delivery(config, store, STORIES, T0)
     add_match(store, 1, T0 + timedelta(minutes=1))
     key = config.alerts[0].key
-    ledger = AlertLedger(store.engine)
+    ledger = AlertLedger(store)
     ledger.enqueue(key, 0.0, T0)
     crashed_at = T0 + timedelta(minutes=2)
     assert ledger.claim(key, crashed_at, crashed_at + SEND_HOLD) is not None    # ...and the process dies
@@ -206,7 +206,7 @@ def test_a_send_interrupted_by_a_crash_is_not_resent(store: Store, receiver: Rec
     assert deliver_alerts(config, store, crashed_at + SEND_HOLD - timedelta(seconds=1)).messages == 0
     after = deliver_alerts(config, store, crashed_at + SEND_HOLD, stories=STORIES)
     assert after.matches == 1 and titles(receiver.json(0)) == ["Summit story 2"]
-    assert ledger.states(key) == {"failed": 1, "sent": 1}
+    assert delivery_states(store, key) == {"failed": 1, "sent": 1}
 
 
 def _write_config(path: Path, db_url: str, feeds: list[str], hook: str) -> None:

@@ -23,6 +23,7 @@ from _apiserver import serving
 
 from monitor._types import Article, MatchResult
 from monitor.config import MINIFLUX_SECRET_ENV, Settings, settings_from_dict
+from monitor.db.store import ArticleWrite
 from monitor.feeds import external_entry
 from monitor.server import create_app
 from monitor.service import MonitorService
@@ -79,7 +80,7 @@ def _fill(svc: MonitorService) -> None:
     for name, story, score in STORED:
         result = MatchResult(story_id=story, matched=True, score=score, evidence=(f"evidence for {name}",),
                              best_passage=f"passage of {name}")
-        svc.store.store_article(_article(name), [result], [], FOUND)
+        svc.store.store_articles([ArticleWrite(_article(name), [result], [])], FOUND)
 
 
 @pytest.fixture

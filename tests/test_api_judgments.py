@@ -14,6 +14,7 @@ from test_api import FOUND, STRIKE, SUMMIT, _article, _fill, _settings
 
 from monitor._types import MatchResult
 from monitor.config import API_TOKEN_ENV
+from monitor.db.store import ArticleWrite
 from monitor.db.story_models import rebuild
 from monitor.server import create_app
 from monitor.service import MonitorService
@@ -27,7 +28,7 @@ def _store_near_misses(svc: MonitorService) -> None:
         result = MatchResult(story_id=SUMMIT, matched=False, score=round(1 / (1 + math.exp(-logit)), 4),
                              evidence=(f"reference similarity of {name}", "<b>not</b> in the window"),
                              details={"logit": logit}, model_version="0123456789abcdef", near_miss=True)
-        svc.store.store_article(_article(name), [result], [], FOUND)
+        svc.store.store_articles([ArticleWrite(_article(name), [result], [])], FOUND)
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_near_misses_say_why_not_closest_first_and_page(open_api: tuple[MonitorS
     assert missing.status_code == 404 and missing.json()["detail"].startswith("no story 'no-such-story'")
     # An article the story matched since (a backfill with a newer version) is no longer a near miss.
     matched = MatchResult(story_id=SUMMIT, matched=True, score=0.8, evidence=("now on",), details={"logit": 1.4})
-    svc.store.store_article(_article("strike-dated"), [matched], [], FOUND)
+    svc.store.store_articles([ArticleWrite(_article("strike-dated"), [matched], [])], FOUND)
     assert [n["canonical_url"] for n in client.get(f"/api/stories/{SUMMIT}/near-misses").json()["items"]] == [
         farther["canonical_url"]]
 

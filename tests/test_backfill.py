@@ -8,8 +8,7 @@ from pathlib import Path
 
 from monitor._types import Article
 from monitor.backfill import backfill
-from monitor.db.store import Store
-from monitor.db.story_state import match_scores
+from monitor.db.store import ArticleWrite, Store
 from monitor.matching import Matcher, load_stories
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -38,10 +37,12 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
     on = {a.url for a, label in fixtures if label == "on"}
     with Store.open(db_url, create=True) as store:
         # Stored before the story existed: articles without matches, plus one stale match.
-        ids = {a.url: store.save_article(a)[0] for a, _ in fixtures}
-        stale = ids["https://news.test/neg-kardashian"]
-        store.save_matches(stale, [replace(Matcher([story]).match(fixtures[0][0])[0], story_id=STORY, matched=True)],
-                           datetime.now(UTC))
+        stale_url = "https://news.test/neg-kardashian"
+        stale_match = replace(Matcher([story]).match(fixtures[0][0])[0], story_id=STORY, matched=True)
+        writes = [ArticleWrite(a, [stale_match] if a.url == stale_url else [], []) for a, _ in fixtures]
+        ids = {w.article.url: article_id
+               for w, (article_id, _, _) in zip(writes, store.store_articles(writes, datetime.now(UTC)), strict=True)}
+        stale = ids[stale_url]
         before = _snapshot(store)
 
         dry = backfill(store, story, dry_run=True, batch=4)
@@ -54,7 +55,7 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
 
         applied = backfill(store, story, batch=4)
         assert (applied.added, applied.removed, applied.updated) == (dry.added, dry.removed, dry.updated)
-        assert set(match_scores(store, STORY)) == {ids[u] for u in on}
+        assert set(store.match_scores(STORY)) == {ids[u] for u in on}
         stored = {m.canonical_url: m for m in store.matches([STORY], None, None)}
         assert all(m.evidence and m.best_passage for m in stored.values())
 
@@ -68,14 +69,13 @@ def test_dry_run_then_apply_then_a_stricter_story(db_url: str) -> None:
         assert dry.added == 0 and dry.removed > 0
         applied = backfill(store, strict)
         assert applied.removed == dry.removed
-        assert len(match_scores(store, STORY)) == len(on) - dry.removed
+        assert len(store.match_scores(STORY)) == len(on) - dry.removed
 
 
 def test_time_range_limits_what_is_rescored(sqlite_url: str) -> None:
     [story] = load_stories([{"id": STORY}])
     with Store.open(sqlite_url, create=True) as store:
-        for article, _ in _fixtures():
-            store.save_article(article)
+        store.store_articles([ArticleWrite(article, [], []) for article, _ in _fixtures()], datetime.now(UTC))
         june = backfill(store, story, since=datetime(2018, 6, 1, tzinfo=UTC),
                         until=datetime(2018, 7, 1, tzinfo=UTC))
         assert 0 < june.scanned < len(_fixtures())

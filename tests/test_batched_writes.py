@@ -15,8 +15,7 @@ from test_hostile import HTML_TYPE, RSS_TYPE, article_page, rss
 
 from monitor._types import Article, MatchResult
 from monitor.db import models as m
-from monitor.db.leases import claim_due_feeds, release_many
-from monitor.db.polling import load_poll_states, write_poll_states
+from monitor.db.leases import Release, claim_due_feeds, release_many
 from monitor.db.store import ArticleWrite, FeedResult, Store
 from monitor.exceptions import StorageError
 from monitor.schedule import PollState
@@ -74,8 +73,8 @@ def test_store_articles_forgets_page_failures_of_the_articles_asked(store: Store
 def test_record_feed_results_writes_many_and_keeps_unsent_validators(store: Store) -> None:
     store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(3)])
     feeds = store.list_feeds()
-    store.record_feed_result(feeds[0].id, fetched_at=T0, status="ok", error=None, error_count=0,
-                             next_due_at=T0, etag='"v1"', last_modified="Mon, 11 Jun 2018 09:00:00 GMT")
+    store.record_feed_result(FeedResult(feeds[0].id, fetched_at=T0, status="ok", error=None, error_count=0,
+                                        next_due_at=T0, etag='"v1"', last_modified="Mon, 11 Jun 2018 09:00:00 GMT"))
     later = T0 + timedelta(hours=1)
     ran: list[bool] = []
     store.record_feed_results([
@@ -106,20 +105,20 @@ def test_write_poll_states_skips_removed_feeds_and_replaces_existing_states(stor
     a, b = store.list_feeds()
     store.remove_feed(b.url)
     with store.engine.begin() as conn:
-        write_poll_states(conn, store, [(a.id, PollState(checks=1), T0), (b.id, PollState(checks=1), T0)])
+        store.write_poll_states(conn, [(a.id, PollState(checks=1), T0), (b.id, PollState(checks=1), T0)])
     with store.engine.begin() as conn:
-        write_poll_states(conn, store, [(a.id, PollState(checks=2, activity=0.5), T0)])
-    assert load_poll_states(store, [a.id, b.id]) == {a.id: PollState(checks=2, activity=0.5)}
+        store.write_poll_states(conn, [(a.id, PollState(checks=2, activity=0.5), T0)])
+    assert store.load_poll_states([a.id, b.id]) == {a.id: PollState(checks=2, activity=0.5)}
 
 
 def test_release_many_tells_then_which_claims_were_held(db_url: str) -> None:
     with Store.open(db_url, create=True) as store:
         store.sync_feeds([("https://a.example/rss", None, None), ("https://b.example/rss", None, None)])
-        claims = claim_due_feeds(store.engine, "me", T0, 10, 300)
+        claims = claim_due_feeds(store, "me", T0, 10, 300)
         with store.engine.begin() as conn:     # the second lease was taken over meanwhile
             conn.execute(text("UPDATE feeds SET lease_token = lease_token + 1 WHERE id = :id"), {"id": claims[1].feed.id})
         told: list[list[bool]] = []
-        held = release_many(store.engine, [(c, {}) for c in claims], then=lambda conn, ok: told.append(ok))
+        held = release_many(store, [Release(c) for c in claims], then=lambda conn, ok: told.append(ok))
         assert held == [True, False] and told == [[True, False]]
 
 
@@ -130,8 +129,9 @@ def test_one_unstorable_feed_result_costs_the_others_of_its_batch_nothing(store:
     a, b = store.list_feeds()
     leases = _Leases(store, (), 300)
     recorded: list[str] = []
-    leases.record(FeedResult(a.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
-                             new_url="https://a.example/" + "x" * 3000), a, then=lambda: recorded.append("a"))
+    naive = datetime(2018, 6, 12, 9, 0)         # a time without its zone: the database refuses it
+    leases.record(FeedResult(a.id, fetched_at=naive, status="ok", error=None, error_count=0, next_due_at=T0),
+                  a, then=lambda: recorded.append("a"))
     leases.record(FeedResult(b.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
                              etag='"b"'), b, poll=PollState(checks=1), then=lambda: recorded.append("b"))
     leases.flush()
@@ -139,7 +139,7 @@ def test_one_unstorable_feed_result_costs_the_others_of_its_batch_nothing(store:
     assert recorded == ["b"] and leases.pending == []
     assert (after[b.id].last_status, after[b.id].etag) == ("ok", '"b"')
     assert after[a.id].last_status is None and after[a.id].url == "https://a.example/rss"
-    assert load_poll_states(store, [a.id, b.id]) == {b.id: PollState(checks=1)}
+    assert store.load_poll_states([a.id, b.id]) == {b.id: PollState(checks=1)}
 
 
 # -- a pass ------------------------------------------------------------------------------------

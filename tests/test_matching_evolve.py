@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor._types import Article
-from monitor.db.store import Store
+from monitor.db.store import ArticleWrite, Store
 from monitor.db.story_models import current_stories, rebuild
 from monitor.db.story_state import learned_names, record_learning
 from monitor.matching import Matcher, load_stories
@@ -67,7 +67,7 @@ def _learn(store: Store, story, articles: list[Article]) -> None:  # type: ignor
     matcher = Matcher(current_stories(store, [story]))
     for article in articles:
         results = matcher.match(article)
-        article_id, _, _ = store.store_article(article, results, [], article.fetched_at)
+        [(article_id, _, _)] = store.store_articles([ArticleWrite(article, results, [])], article.fetched_at)
         record_learning(store, article_id, article, results, [story])
 
 
@@ -146,7 +146,7 @@ def test_a_name_other_articles_use_too_is_the_setting_and_is_not_learned(db_url:
         for article in hotel_news:     # stored, and not the story's: the hotel is only where it happened
             results = Matcher(current_stories(store, [story])).match(article)
             assert not any(r.matched for r in results)
-            store.store_article(article, results, [], article.fetched_at)
+            store.store_articles([ArticleWrite(article, results, [])], article.fetched_at)
         assert learned_names(store, [STORY]) == {STORY: ("Capella Hotel", "Kim Yo Jong")}
         evolved, changed = rebuild(store, story)
     # Three of the six articles naming the hotel are the story's: it marks the place, not the story.

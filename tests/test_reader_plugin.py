@@ -125,7 +125,7 @@ def _report(config: Path, capsys: pytest.CaptureFixture[str]) -> dict:
 def _idle(reader) -> None:
     svc = monitor_for(reader)
     assert svc.wait_idle(timeout=120)
-    assert inbox.counts(svc.store.engine)[0] == 0
+    assert inbox.counts(svc.store)[0] == 0
 
 
 def test_reader_update_stores_extracted_articles_and_matches(tmp_path: Path, db_url: str, news: News,

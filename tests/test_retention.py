@@ -139,7 +139,7 @@ def test_a_daemon_tick_prunes_a_bounded_number_of_batches_and_one_daemon_at_a_ti
     _old_articles(store, 12, matched={0, 5}, days_ago=200)
     pruner = Pruner(store, RetentionSettings(drop_unmatched_after=90 * 86400.0, batch_size=2))
     monkeypatch.setattr(daemon, "_PRUNE_BATCHES_PER_TICK", 2)
-    with advisory_lock(store.engine, "retention") as mine:       # another daemon is pruning
+    with advisory_lock(store, "retention") as mine:       # another daemon is pruning
         assert mine
         daemon.prune_some(store, pruner, threading.Event())
     assert store.count_articles() == 12

@@ -13,7 +13,7 @@ from test_cli_e2e import make_config, monitor
 from test_hostile import HTML_TYPE, RSS_TYPE, article_page, rss
 
 from monitor.db import models as m
-from monitor.db.leases import claim_due_feeds, release
+from monitor.db.leases import Release, claim_due_feeds, release_many
 from monitor.db.store import Store
 
 pytestmark = pytest.mark.postgres
@@ -39,7 +39,7 @@ def test_run_once_leaves_a_feed_another_daemon_holds_and_leases_the_rest(tmp_pat
         with Store.open(pg_schema_url, create=True) as store:
             store.sync_feeds([(held_url, None, None), (free_url, None, None)])
             # A live daemon holds the first feed (the longest waiting: lowest id, never checked).
-            [other] = claim_due_feeds(store.engine, "daemon-elsewhere", datetime.now(UTC), 1, 300)
+            [other] = claim_due_feeds(store, "daemon-elsewhere", datetime.now(UTC), 1, 300)
             assert other.feed.url == held_url
 
             first = monitor(config, "run", "--once")
@@ -54,7 +54,7 @@ def test_run_once_leaves_a_feed_another_daemon_holds_and_leases_the_rest(tmp_pat
             assert [a.url for a in store.iter_articles()] == [server.url("/free/1")]
 
             # Once the other daemon has handed its feed back, the next pass checks it.
-            assert release(store.engine, other)
+            assert release_many(store, [Release(other)]) == [True]
             monitor(config, "run", "--once")
             assert "/held.xml" in server.paths() and "/held/1" in server.paths()
             assert server.paths().count("/free/1") == 1

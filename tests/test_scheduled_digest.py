@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _delivery import STORIES, STORY, Receiver, add_match
+from _delivery import STORIES, STORY, Receiver, add_match, digest_runs
 from _mailserver import MailServer
 
 from monitor.alerts import run_due_digests
 from monitor.alerts.cron import CronSchedule
 from monitor.config import Settings, settings_from_dict
-from monitor.db.alerts import AlertLedger
 from monitor.db.store import Store
 from monitor.exceptions import ConfigError
 
@@ -161,7 +160,7 @@ def test_a_failed_digest_is_retried_with_backoff(tmp_path: Path, store: Store) -
         assert run_due_digests(config, store, STORIES, T0 + timedelta(minutes=4)).sent == 0
         assert run_due_digests(config, store, STORIES, T0 + timedelta(minutes=5)).sent == 1
         assert len(receiver.bodies) == 2 and receiver.content_types[1] == "text/markdown; charset=utf-8"
-        assert AlertLedger(store.engine).runs(config.digests[0].key) == [(T0, "sent", 2)]
+        assert digest_runs(store, config.digests[0].key) == [(T0, "sent", 2)]
     finally:
         receiver.close()
 

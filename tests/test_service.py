@@ -108,11 +108,11 @@ def test_inbox_claims_keep_two_workers_apart(sqlite_url: str) -> None:
     with MonitorService(_settings(sqlite_url)) as svc:
         svc.submit("reader", "https://example.org/feed", [external_entry(id="a", link="https://example.org/a")])
         now = datetime.now(UTC)
-        first = inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)
+        first = inbox.take(svc.store, now, limit=10, claim_seconds=60)
         assert len(first) == 1 and first[0].entries[0].link == "https://example.org/a"
-        assert inbox.take(svc.store.engine, now, limit=10, claim_seconds=60) == []     # claimed
-        inbox.release(svc.store.engine, [first[0].id])
-        assert len(inbox.take(svc.store.engine, now, limit=10, claim_seconds=60)) == 1  # handed back
+        assert inbox.take(svc.store, now, limit=10, claim_seconds=60) == []     # claimed
+        inbox.release(svc.store, [first[0].id])
+        assert len(inbox.take(svc.store, now, limit=10, claim_seconds=60)) == 1  # handed back
 
 
 def test_handed_over_entries_end_exactly_as_the_monitors_own_fetch(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ from sqlalchemy import inspect
 
 from monitor._types import Article, MatchResult
 from monitor.db.migrate import schema_status
-from monitor.db.store import ArticleRow, Store
+from monitor.db.store import ArticleRow, ArticleWrite, FeedResult, Store
 from monitor.exceptions import SchemaOutdatedError, StorageError
 
 T0 = datetime(2018, 6, 12, 9, 0, tzinfo=UTC)
@@ -39,6 +40,12 @@ def _article(n: int, *, published: datetime | None = T0, fetched_at: datetime = 
         source="page",
         entry_key=f"guid-{n}",
     )
+
+
+def _store(store: Store, article: Article, results: Sequence[MatchResult] = (), at: datetime = T0, *,
+           clear_failure: bool = False) -> tuple[int, bool, int]:
+    """Store one article as a pass does: (article id, whether it was added, matches added)."""
+    return store.store_articles([ArticleWrite(article, results, [], clear_failure)], at)[0]
 
 
 def _match(story: str, *, matched: bool = True, score: float = 0.9) -> MatchResult:
@@ -102,8 +109,7 @@ def test_add_get_remove_feed(store: Store) -> None:
 def test_removing_a_feed_keeps_its_articles_and_forgets_its_entries(store: Store) -> None:
     feed = store.add_feed(FEED)
     store.record_entries(feed.id, [("guid-1", "https://news.example/a/1")], T0)
-    article_id, _ = store.save_article(_article(1))
-    store.save_matches(article_id, [_match("summit")], T0)
+    _store(store, _article(1), [_match("summit")])
     assert store.remove_feed(FEED)
     assert store.count_articles() == 1
     assert len(store.matches(None, None, None)) == 1
@@ -116,10 +122,10 @@ def test_due_feeds_is_enabled_and_never_fetched_or_due(store: Store) -> None:
     by_url = {feed.url: feed for feed in store.list_feeds()}
 
     def schedule(n: int, next_due_at: datetime) -> None:
-        store.record_feed_result(
+        store.record_feed_result(FeedResult(
             by_url[f"https://f.example/{n}"].id,
             fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=next_due_at,
-        )
+        ))
 
     schedule(0, T0 + timedelta(minutes=5))    # due exactly at now
     schedule(1, T0 + timedelta(minutes=6))    # not yet
@@ -138,15 +144,15 @@ def test_due_feeds_is_enabled_and_never_fetched_or_due(store: Store) -> None:
 
 def test_record_feed_result_keeps_validators_unless_given(store: Store) -> None:
     feed = store.add_feed(FEED)
-    store.record_feed_result(
+    store.record_feed_result(FeedResult(
         feed.id, fetched_at=T0, status="ok", error=None, error_count=0,
         next_due_at=T0 + timedelta(hours=1), etag='"v1"', last_modified="Tue, 12 Jun 2018 09:00:00 GMT",
         title="Example News",
-    )
-    store.record_feed_result(
+    ))
+    store.record_feed_result(FeedResult(
         feed.id, fetched_at=T0 + timedelta(hours=1), status="error", error="HTTP 503", error_count=1,
         next_due_at=T0 + timedelta(hours=3),
-    )
+    ))
     stored = store.get_feed(FEED)
     assert stored is not None
     assert stored.etag == '"v1"' and stored.last_modified == "Tue, 12 Jun 2018 09:00:00 GMT"
@@ -159,21 +165,41 @@ def test_record_feed_result_keeps_validators_unless_given(store: Store) -> None:
 
 def test_record_feed_result_follows_a_permanent_redirect_unless_the_target_is_taken(store: Store) -> None:
     moved = store.add_feed(FEED)
-    store.record_feed_result(
+    store.record_feed_result(FeedResult(
         moved.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
         new_url="https://news.example/feed.xml",
-    )
+    ))
     assert store.get_feed(FEED) is None
     assert store.get_feed("https://news.example/feed.xml") is not None
 
     other = store.add_feed("https://mirror.example/rss")
-    store.record_feed_result(
+    store.record_feed_result(FeedResult(
         other.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
         new_url="https://news.example/feed.xml",
-    )
+    ))
     kept = store.get_feed("https://mirror.example/rss")
     assert kept is not None and kept.last_status == "ok"
     assert len(store.list_feeds()) == 2
+
+
+def test_a_redirect_too_long_to_store_is_refused_aloud_and_the_result_kept(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = store.add_feed(FEED)
+    other = store.add_feed("https://b.example/rss")
+    too_long = "https://news.example/" + "é" * 1500       # 3,000 bytes: more than an index takes
+    with caplog.at_level(logging.WARNING, logger="monitor.db"):
+        store.record_feed_results([
+            FeedResult(feed.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
+                       etag='"v2"', new_url=too_long),
+            FeedResult(other.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
+                       new_url="https://b.example/feed.xml"),
+        ])
+    stayed = store.get_feed(FEED)
+    assert stayed is not None and (stayed.last_status, stayed.etag) == ("ok", '"v2"')
+    assert store.get_feed("https://b.example/feed.xml") is not None      # the other result still moved
+    [refusal] = [r.getMessage() for r in caplog.records if "not moved" in r.getMessage()]
+    assert refusal.startswith(FEED) and "3021 bytes, limit 2000" in refusal
 
 
 # -- entries
@@ -207,12 +233,12 @@ def test_many_entry_keys_in_chunks(store: Store) -> None:
 # -- articles
 
 
-def test_save_article_is_idempotent_and_round_trips(store: Store) -> None:
+def test_storing_an_article_is_idempotent_and_round_trips(store: Store) -> None:
     published = datetime(2018, 6, 12, 18, 30, tzinfo=timezone(timedelta(hours=8)))
     article = _article(1, published=published, body="First paragraph.\n\nSecond paragraph.")
-    article_id, created = store.save_article(article)
+    article_id, created, _ = _store(store, article)
     assert created is True
-    assert store.save_article(replace(article, title="Changed")) == (article_id, False)
+    assert _store(store, replace(article, title="Changed")) == (article_id, False, 0)
     assert store.count_articles() == 1
 
     [row] = list(store.iter_articles())
@@ -223,11 +249,12 @@ def test_save_article_is_idempotent_and_round_trips(store: Store) -> None:
     )
     assert row.published is not None and row.published.tzinfo is UTC and row.published.hour == 10
     assert row.fetched_at.tzinfo is UTC
+    assert row.article() == replace(article, published=row.published, entry_key=None)
 
 
 def test_known_article_urls(store: Store) -> None:
-    store.save_article(_article(1))
-    store.save_article(_article(2))
+    _store(store, _article(1))
+    _store(store, _article(2))
     asked = [f"https://news.example/a/{n}" for n in range(700)]
     assert store.known_article_urls(asked) == {"https://news.example/a/1", "https://news.example/a/2"}
     assert store.known_article_urls([]) == set()
@@ -235,32 +262,31 @@ def test_known_article_urls(store: Store) -> None:
 
 def test_hostile_text_is_stored(store: Store) -> None:
     article = _article(1, body="nul \x00 byte and lone \ud800 surrogate")
-    article_id, created = store.save_article(replace(article, title="\x00"))
+    _article_id, created, _ = _store(store, replace(article, title="\x00"))
     assert created
     [row] = list(store.iter_articles())
     assert "\x00" not in row.body and row.body.startswith("nul \ufffd byte")
-    assert store.save_article(replace(article, title="again"))[1] is False
+    assert _store(store, replace(article, title="again"))[1] is False
 
 
 def test_overlong_article_url_is_refused_on_every_backend(store: Store) -> None:
     with pytest.raises(StorageError, match="article URL too long"):
-        store.save_article(replace(_article(1), url="https://news.example/" + "a" * 5000))
+        _store(store, replace(_article(1), url="https://news.example/" + "a" * 5000))
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(StorageError, match="naive datetime"):
-        store.save_article(_article(1, fetched_at=datetime(2018, 6, 12, 9, 0)))
+        _store(store, _article(1, fetched_at=datetime(2018, 6, 12, 9, 0)))
 
 
 def test_iter_articles_reads_in_batches_in_order(store: Store) -> None:
-    for n in range(7):
-        store.save_article(_article(n))
+    store.store_articles([ArticleWrite(_article(n), [], []) for n in range(7)], T0)
     rows = list(store.iter_articles(batch=3))
     assert [row.url for row in rows] == [f"https://news.example/a/{n}" for n in range(7)]
     assert store.count_articles() == 7
 
 
-def test_page_failures_count_attempts_until_cleared(store: Store) -> None:
+def test_page_failures_count_attempts_until_the_article_is_stored(store: Store) -> None:
     url = "https://news.example/a/9"
     assert store.record_page_failure(url, FEED, "HTTP 500", T0) == 1
     assert store.record_page_failure(url, FEED, "timed out", T0 + timedelta(hours=1)) == 2
@@ -269,20 +295,20 @@ def test_page_failures_count_attempts_until_cleared(store: Store) -> None:
         url: 2,
         "https://other.example/x": 1,
     }
-    store.clear_page_failure(url)
-    assert store.page_failure_attempts([url]) == {}
+    _store(store, replace(_article(9), url=url), clear_failure=True)
+    assert store.page_failure_attempts([url, "https://other.example/x"]) == {"https://other.example/x": 1}
     assert store.record_page_failure(url, FEED, "HTTP 500", T0) == 1
 
 
 # -- matches
 
 
-def test_save_matches_stores_matched_results_once(store: Store) -> None:
-    article_id, _ = store.save_article(_article(1))
+def test_matches_are_stored_once(store: Store) -> None:
     results = [_match("summit"), _match("other", matched=False, score=0.2), _match("trade")]
-    assert store.save_matches(article_id, results, T0) == 2
-    assert store.save_matches(article_id, results, T0 + timedelta(days=1)) == 0
-    assert store.save_matches(article_id, [], T0) == 0
+    article_id, _, added = _store(store, _article(1), results)
+    assert added == 2
+    assert _store(store, _article(1), results, T0 + timedelta(days=1)) == (article_id, False, 0)
+    assert _store(store, _article(1), [])[2] == 0
     stored = store.matches(None, None, None)
     assert sorted(match.story_id for match in stored) == ["summit", "trade"]
     summit = next(match for match in stored if match.story_id == "summit")
@@ -296,22 +322,16 @@ def test_save_matches_stores_matched_results_once(store: Store) -> None:
     assert summit.best_passage == "The summit went ahead." and summit.body == "Body."
 
 
-def test_save_matches_on_a_missing_article_is_a_storage_error(store: Store) -> None:
-    with pytest.raises(StorageError):
-        store.save_matches(999_999, [_match("summit")], T0)
-
-
 def test_matches_window_uses_published_else_first_seen(store: Store) -> None:
     # published inside the window
-    a, _ = store.save_article(_article(1, published=T0, fetched_at=T0 + timedelta(days=400)))
+    both = [_match("summit"), _match("trade")]
+    a, _, _ = _store(store, _article(1, published=T0, fetched_at=T0 + timedelta(days=400)), both)
     # no date: filed under when it was first seen
-    b, _ = store.save_article(_article(2, published=None, fetched_at=T0 + timedelta(days=1)))
+    b, _, _ = _store(store, _article(2, published=None, fetched_at=T0 + timedelta(days=1)), both)
     # published before the window, though seen inside it
-    c, _ = store.save_article(_article(3, published=T0 - timedelta(days=30), fetched_at=T0))
+    c, _, _ = _store(store, _article(3, published=T0 - timedelta(days=30), fetched_at=T0), both)
     # published exactly at `until`: excluded
-    d, _ = store.save_article(_article(4, published=T0 + timedelta(days=7)))
-    for article_id in (a, b, c, d):
-        store.save_matches(article_id, [_match("summit"), _match("trade")], T0)
+    d, _, _ = _store(store, _article(4, published=T0 + timedelta(days=7)), both)
 
     since, until = T0, T0 + timedelta(days=7)
     window = store.matches(["summit"], since, until)
@@ -326,21 +346,9 @@ def test_matches_window_uses_published_else_first_seen(store: Store) -> None:
     assert len(store.matches(["summit"], since.astimezone(tokyo), until.astimezone(tokyo))) == 2
 
 
-def test_delete_matches_for_backfill(store: Store) -> None:
-    ids = [store.save_article(_article(n))[0] for n in range(3)]
-    for article_id in ids:
-        store.save_matches(article_id, [_match("summit"), _match("trade")], T0)
-    assert store.delete_matches("summit", ids[:2] + [999_999]) == 2
-    assert store.delete_matches("summit", []) == 0
-    remaining = {(match.story_id, match.article_id) for match in store.matches(None, None, None)}
-    assert remaining == {("summit", ids[2]), ("trade", ids[0]), ("trade", ids[1]), ("trade", ids[2])}
-    assert store.save_matches(ids[0], [_match("summit", score=0.5)], T0) == 1
-
-
 def test_deleting_an_article_deletes_its_matches(store: Store) -> None:
     # The schema's cascade: relied on by anyone pruning articles by hand.
-    article_id, _ = store.save_article(_article(1))
-    store.save_matches(article_id, [_match("summit")], T0)
+    article_id, _, _ = _store(store, _article(1), [_match("summit")])
     with store.engine.begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM articles WHERE id = {article_id}")
     assert store.matches(None, None, None) == []
@@ -358,8 +366,7 @@ def test_one_store_shared_by_threads(store: Store) -> None:
         try:
             for n in range(20):
                 # Every worker saves the same 20 articles: each must be created exactly once.
-                article_id, was_created = store.save_article(_article(n))
-                store.save_matches(article_id, [_match(f"story-{worker % 2}")], T0)
+                _article_id, was_created, _ = _store(store, _article(n), [_match(f"story-{worker % 2}")])
                 with lock:
                     created.append(was_created)
         except BaseException as e:   # noqa: BLE001 - reported by the main thread

@@ -14,7 +14,7 @@ import pytest
 from _httpserver import LocalServer
 
 from monitor._types import Article
-from monitor.db.store import Store
+from monitor.db.store import ArticleWrite, Store
 from monitor.matching.profile import DERIVED_SIMILARITY_WEIGHT
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -167,8 +167,9 @@ def test_backfill_dry_run_then_apply(tmp_path: Path, db_url: str) -> None:
             data = json.loads(path.read_text(encoding="utf-8"))
             when = datetime.fromisoformat(data["published"])
             url = f"https://news.test/{path.stem}"
-            store.save_article(Article(url=url, final_url=url, feed_url="", title=data["title"], body=data["body"],
-                                       summary=data["summary"], fetched_at=when, published=when, lang=data["lang"]))
+            article = Article(url=url, final_url=url, feed_url="", title=data["title"], body=data["body"],
+                              summary=data["summary"], fetched_at=when, published=when, lang=data["lang"])
+            store.store_articles([ArticleWrite(article, [], [])], when)
     dry = monitor(config, "stories", "backfill", SUMMIT, "--dry-run").stdout
     assert f"story {SUMMIT}: 12 stored articles scored; would add 5 matches, would remove 0" in dry
     assert dry.count("  would add: ") == 5 and "score none -> " in dry

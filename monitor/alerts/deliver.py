@@ -69,7 +69,7 @@ def prepare_delivery(settings: Settings, store: Any, stories: Sequence[Any], now
             credentials(settings.smtp)
         except DeliveryError as e:
             raise ConfigError(str(e)) from None
-    ledger = AlertLedger(store.engine)
+    ledger = AlertLedger(store)
     for alert in settings.alerts:
         ledger.register(alert.key, alert.story, now)
 
@@ -82,7 +82,7 @@ def deliver_alerts(settings: Settings, store: Any, now: datetime, *,
     logged and retried on a later call; this never raises for a delivery failure.
     """
     titles = {s.id: s.title for s in stories}
-    ledger = AlertLedger(store.engine)
+    ledger = AlertLedger(store)
     summary = AlertSummary()
     for alert in settings.alerts:
         ledger.register(alert.key, alert.story, now)

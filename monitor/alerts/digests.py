@@ -47,7 +47,7 @@ class DigestSummary:
 
 def run_due_digests(settings: Settings, store: Any, stories: Sequence[Any], now: datetime) -> DigestSummary:
     """Send each digest due at `now` that no other daemon has claimed, and the retries that are due."""
-    ledger = AlertLedger(store.engine)
+    ledger = AlertLedger(store)
     sent = failed = 0
     for digest in settings.digests:
         schedule = CronSchedule.parse(digest.cron, digest.timezone)

@@ -21,10 +21,8 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
 
     with open_store(settings) as store:
         if args.action == "list":
-            from monitor.db.polling import load_poll_states
-
             feeds = store.list_feeds()
-            polls = load_poll_states(store, [f.id for f in feeds])
+            polls = store.load_poll_states([f.id for f in feeds])
             print(render_feed_list(settings, feeds, polls), end="")
         elif args.action == "add":
             check_url(args.url)

@@ -14,12 +14,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, exists, func, select, update
+from sqlalchemy import Connection, exists, func, select, update
 
 from monitor._types import StoredMatch
 from monitor.db import models as m
-from monitor.db.engine import dialect_insert, transaction
-from monitor.db.store import STORED_MATCH_COLUMNS, stored_match
+from monitor.db.articles import STORED_MATCH_COLUMNS, stored_match
+from monitor.db.store import Store
 
 __all__ = ["AlertClaim", "AlertLedger"]
 
@@ -38,11 +38,10 @@ class AlertClaim:
 
 
 class AlertLedger:
-    """Reads and writes the delivery tables through the engine of a `Store`."""
+    """Reads and writes the delivery tables of a `Store`."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._insert = dialect_insert(engine)
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     # -- alerts
 
@@ -50,7 +49,7 @@ class AlertLedger:
         """Start remembering `alert_id`: matches made from `now` on are its to send. Known ids are kept."""
         row = {"alert_id": alert_id, "story_id": story_id, "created_at": now, "next_send_at": now, "failures": 0}
         with self._transaction() as conn:
-            conn.execute(self._insert(m.AlertState).values(row).on_conflict_do_nothing(index_elements=["alert_id"]))
+            conn.execute(self._store.insert(m.AlertState).values(row).on_conflict_do_nothing(index_elements=["alert_id"]))
 
     def enqueue(self, alert_id: str, min_score: float, now: datetime) -> int:
         """Record as owed the new matches of the alert's story not recorded yet; return how many."""
@@ -72,7 +71,7 @@ class AlertLedger:
             for start in range(0, len(article_ids), _CHUNK):
                 rows = [{"alert_id": alert_id, "article_id": article_id, "state": "pending", "created_at": now}
                         for article_id in article_ids[start:start + _CHUNK]]
-                stmt = (self._insert(m.AlertDelivery).values(rows)
+                stmt = (self._store.insert(m.AlertDelivery).values(rows)
                         .on_conflict_do_nothing(index_elements=["alert_id", "article_id"])
                         .returning(m.AlertDelivery.id))
                 added += len(conn.execute(stmt).all())
@@ -134,20 +133,13 @@ class AlertLedger:
                          .values(failures=0 if give_up else claim.failures + 1, last_error=error,
                                  next_send_at=next_send_at))
 
-    def states(self, alert_id: str) -> dict[str, int]:
-        """How many of the alert's articles are in each state (pending, sending, sent, failed)."""
-        stmt = (select(m.AlertDelivery.state, func.count()).where(m.AlertDelivery.alert_id == alert_id)
-                .group_by(m.AlertDelivery.state))
-        with self._transaction() as conn:
-            return {state: count for state, count in conn.execute(stmt)}
-
     # -- scheduled digests
 
     def claim_run(self, digest_id: str, scheduled_for: datetime, now: datetime) -> bool:
         """True for exactly one caller per (digest, scheduled time): the one whose row went in."""
         row = {"digest_id": digest_id, "scheduled_for": scheduled_for, "state": "sending", "attempts": 1,
                "claimed_at": now}
-        stmt = (self._insert(m.DigestRun).values(row)
+        stmt = (self._store.insert(m.DigestRun).values(row)
                 .on_conflict_do_nothing(index_elements=["digest_id", "scheduled_for"])
                 .returning(m.DigestRun.id))
         with self._transaction() as conn:
@@ -178,15 +170,8 @@ class AlertLedger:
                          .where(m.DigestRun.digest_id == digest_id, m.DigestRun.scheduled_for == scheduled_for)
                          .values(state=state, finished_at=now, error=error, next_attempt_at=retry_at))
 
-    def runs(self, digest_id: str) -> list[tuple[datetime, str, int]]:
-        """(scheduled time, state, attempts) of every run of `digest_id`, oldest first."""
-        stmt = (select(m.DigestRun.scheduled_for, m.DigestRun.state, m.DigestRun.attempts)
-                .where(m.DigestRun.digest_id == digest_id).order_by(m.DigestRun.scheduled_for))
-        with self._transaction() as conn:
-            return [tuple(row) for row in conn.execute(stmt)]  # type: ignore[misc]
-
     def _transaction(self) -> AbstractContextManager[Connection]:
-        return transaction(self._engine)
+        return self._store.transaction()
 
 
 def _matches(conn: Connection, story_id: str, article_ids: list[int]) -> tuple[StoredMatch, ...]:

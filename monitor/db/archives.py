@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 
 from monitor.db import models as m
-from monitor.db.engine import dialect_insert, transaction
+from monitor.db.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +24,16 @@ class ArchiveProgress:
     pages: int
 
 
-def load_progress(engine: Any, path: str) -> ArchiveProgress | None:
-    with transaction(engine) as conn:
+def load_progress(store: Store, path: str) -> ArchiveProgress | None:
+    with store.transaction() as conn:
         row = conn.execute(select(m.ArchiveFile).where(m.ArchiveFile.path == path)).one_or_none()
     return None if row is None else ArchiveProgress(row.path, row.fingerprint, row.next_offset, row.records, row.pages)
 
 
-def save_progress(engine: Any, progress: ArchiveProgress, at: datetime) -> None:
+def save_progress(store: Store, progress: ArchiveProgress, at: datetime) -> None:
     values = {"fingerprint": progress.fingerprint, "next_offset": progress.offset, "records": progress.records,
               "pages": progress.pages, "updated_at": at}
-    insert = dialect_insert(engine)(m.ArchiveFile)
+    insert = store.insert(m.ArchiveFile)
     stmt = insert.values(path=progress.path, **values).on_conflict_do_update(index_elements=["path"], set_=values)
-    with transaction(engine) as conn:
+    with store.transaction() as conn:
         conn.execute(stmt)

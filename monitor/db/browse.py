@@ -14,8 +14,8 @@ from sqlalchemy import exists, func, select
 
 from monitor._types import StoredNearMiss
 from monitor.db import models as m
-from monitor.db.engine import transaction
-from monitor.db.store import FILED_AT, Store, matches_in
+from monitor.db.articles import FILED_AT, matches_in
+from monitor.db.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class MatchFilter:
 def match_counts(store: Store) -> dict[str, int]:
     """Stored matches per story id (stories without matches are absent)."""
     stmt = select(m.Match.story_id, func.count()).group_by(m.Match.story_id)
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         return {story_id: int(n) for story_id, n in conn.execute(stmt)}
 
 
@@ -61,7 +61,7 @@ def page_of_matches(store: Store, where: MatchFilter, *, limit: int, offset: int
     page = (matches_in(select(*columns), where.story_ids, where.since, where.until, where.min_score)
             .order_by(FILED_AT.desc(), m.Article.id.desc(), m.Match.story_id).limit(limit).offset(offset))
     total = matches_in(select(func.count()), where.story_ids, where.since, where.until, where.min_score)
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         rows = conn.execute(page).all()
         count = int(conn.execute(total).scalar_one())
     return [MatchRow(story_id=r.story_id, score=r.score, evidence=tuple(r.evidence or ()), best_passage=r.best_passage,
@@ -91,7 +91,7 @@ def near_misses(store: Store, story_ids: Sequence[str], *, since: datetime | Non
     page = (select(*columns).select_from(n).join(a, n.article_id == a.id).where(*where)
             .order_by(n.story_id, n.logit.desc(), FILED_AT.desc(), a.id).limit(limit).offset(offset))
     total = select(func.count()).select_from(n).join(a, n.article_id == a.id).where(*where)
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         rows = conn.execute(page).all()
         count = int(conn.execute(total).scalar_one())
     return [StoredNearMiss(story_id=r.story_id, score=r.score, logit=r.logit, evidence=tuple(r.evidence or ()),

@@ -87,7 +87,8 @@ def masked_url(url: str | URL) -> str:
         try:
             url = make_url(url)
         except ArgumentError:
-            return repr(url.split("@")[-1]) if "@" in url else repr(url)
+            written = str(url)
+            return repr(written.split("@")[-1]) if "@" in written else repr(written)
     return url.render_as_string(hide_password=True)
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from monitor._types import FeedEntry
 from monitor.db import models as m
-from monitor.db.engine import transaction
+from monitor.db.store import Store
 
 # Rows whose processing failed this many times stay in the inbox (nothing is lost) but are
 # not taken again until an operator looks; `monitor serve`'s health endpoint counts them.
@@ -34,23 +34,23 @@ class InboxBatch:
     attempts: int
 
 
-def put(engine: Any, origin: str, feed_url: str, entries: Sequence[FeedEntry], *, feed_title: str | None,
+def put(store: Store, origin: str, feed_url: str, entries: Sequence[FeedEntry], *, feed_title: str | None,
         now: datetime) -> int:
     """Queue `entries` of `feed_url` (one row); return the row's id."""
     row = {"origin": origin, "feed_url": feed_url, "feed_title": feed_title,
            "entries": json.dumps([_entry_dict(e) for e in entries]), "received_at": now, "attempts": 0}
-    with transaction(engine) as conn:
-        return int(conn.execute(m.InboxItem.__table__.insert().values(row).returning(m.InboxItem.id)).scalar_one())
+    with store.transaction() as conn:
+        return int(conn.execute(insert(m.InboxItem).values(row).returning(m.InboxItem.id)).scalar_one())
 
 
-def take(engine: Any, now: datetime, *, limit: int, claim_seconds: float) -> list[InboxBatch]:
+def take(store: Store, now: datetime, *, limit: int, claim_seconds: float) -> list[InboxBatch]:
     """Claim up to `limit` rows nobody is working on, the oldest first."""
     free = or_(m.InboxItem.claimed_until.is_(None), m.InboxItem.claimed_until < now)
     pick = (select(m.InboxItem.id).where(free, m.InboxItem.attempts < MAX_ATTEMPTS)
             .order_by(m.InboxItem.id).limit(limit))
-    if engine.dialect.name == "postgresql":
+    if store.dialect_name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    with transaction(engine) as conn:
+    with store.transaction() as conn:
         ids = list(conn.execute(pick).scalars())
         if not ids:
             return []
@@ -61,24 +61,24 @@ def take(engine: Any, now: datetime, *, limit: int, claim_seconds: float) -> lis
                            tuple(_entry(d) for d in json.loads(r.entries)), r.attempts) for r in rows]
 
 
-def done(engine: Any, ids: Sequence[int]) -> None:
+def done(store: Store, ids: Sequence[int]) -> None:
     """Delete processed rows."""
     if ids:
-        with transaction(engine) as conn:
+        with store.transaction() as conn:
             conn.execute(delete(m.InboxItem).where(m.InboxItem.id.in_(list(ids))))
 
 
-def release(engine: Any, ids: Sequence[int]) -> None:
+def release(store: Store, ids: Sequence[int]) -> None:
     """Hand claimed rows back unprocessed (a worker stopping), to be taken again at once."""
     if ids:
-        with transaction(engine) as conn:
+        with store.transaction() as conn:
             conn.execute(update(m.InboxItem).where(m.InboxItem.id.in_(list(ids)))
                          .values(claimed_until=None, attempts=m.InboxItem.attempts - 1))
 
 
-def counts(engine: Any) -> tuple[int, int]:
+def counts(store: Store) -> tuple[int, int]:
     """(rows waiting, rows given up after MAX_ATTEMPTS failures)."""
-    with transaction(engine) as conn:
+    with store.transaction() as conn:
         waiting = conn.execute(select(func.count()).where(m.InboxItem.attempts < MAX_ATTEMPTS)
                                .select_from(m.InboxItem)).scalar_one()
         stuck = conn.execute(select(func.count()).where(m.InboxItem.attempts >= MAX_ATTEMPTS)

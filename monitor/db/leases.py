@@ -27,31 +27,30 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, exists, func, or_, select, tuple_, update
+from sqlalchemy import Connection, func, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import aliased
 
 from monitor._types import FeedState
 from monitor.db import models as m
-from monitor.db.engine import describe_error, dialect_insert, masked_url, transaction
+from monitor.db.base import chunks
+from monitor.db.engine import describe_error, masked_url
+from monitor.db.feeds import FeedResult, feed_result_values, feed_state, move_feed
+from monitor.db.store import Store
 from monitor.exceptions import StorageError
 
 log = logging.getLogger("monitor.daemon")
 
-__all__ = ["Claim", "advisory_lock", "claim_due_feeds", "new_owner", "register_daemon", "release",
+__all__ = ["Claim", "Release", "advisory_lock", "claim_due_feeds", "new_owner", "register_daemon",
            "release_many", "renew", "run_once_per"]
 
 _MAX_NAME = 200          # owner, job and key columns are String(200)
-_MAX_URL_BYTES = 2000    # as the Store: PostgreSQL cannot index much longer values
-_CHUNK = 500             # rows per statement when renewing many claims
-_FEED_FIELDS = tuple(f.name for f in dataclasses.fields(FeedState))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +63,25 @@ class Claim:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A lease given back, with what the check found (`result`), if it was done.
+
+    Without a result only the lease is given back (work abandoned, e.g. on shutdown) and the feed
+    stays due for whoever claims it next. `enabled=False` disables the feed.
+    """
+
+    claim: Claim
+    result: FeedResult | None = None
+    enabled: bool | None = None
+
+
 def new_owner() -> str:
     """A name for this daemon that no other daemon, here or on another machine, will have."""
     return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def claim_due_feeds(engine: Engine, owner: str, now: datetime, limit: int, lease_seconds: float, *,
+def claim_due_feeds(store: Store, owner: str, now: datetime, limit: int, lease_seconds: float, *,
                     due_only: bool = True) -> list[Claim]:
     """Lease up to `limit` enabled, due feeds that nobody holds a live lease on; the longest-waiting first.
 
@@ -86,7 +98,7 @@ def claim_due_feeds(engine: Engine, owner: str, now: datetime, limit: int, lease
     if due_only:
         pick = pick.where(or_(m.Feed.next_due_at.is_(None), m.Feed.next_due_at <= now))
     pick = pick.order_by(m.Feed.next_due_at.asc().nulls_first(), m.Feed.id).limit(limit)
-    if engine.dialect.name == "postgresql":
+    if store.dialect_name == "postgresql":
         # Rows another daemon is claiming right now are skipped, not waited for.
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
@@ -95,13 +107,12 @@ def claim_due_feeds(engine: Engine, owner: str, now: datetime, limit: int, lease
         .values(lease_owner=owner, lease_token=m.Feed.lease_token + 1, lease_expires_at=expires_at)
         .returning(*m.Feed.__table__.columns)
     )
-    with transaction(engine) as conn:
-        rows = conn.execute(stmt).all()
-    rows.sort(key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
-    return [Claim(feed=_feed_state(row), owner=owner, token=row.lease_token, expires_at=expires_at) for row in rows]
+    with store.transaction() as conn:
+        rows = sorted(conn.execute(stmt).all(), key=lambda r: (r.next_due_at is not None, r.next_due_at or now, r.id))
+    return [Claim(feed=feed_state(row), owner=owner, token=row.lease_token, expires_at=expires_at) for row in rows]
 
 
-def renew(engine: Engine, claims: Sequence[Claim], now: datetime, lease_seconds: float) -> list[Claim]:
+def renew(store: Store, claims: Sequence[Claim], now: datetime, lease_seconds: float) -> list[Claim]:
     """Extend the leases still held to `now + lease_seconds`; return those claims, renewed.
 
     A claim is held while its feed's owner and token are unchanged: a lease that expired but was
@@ -109,9 +120,8 @@ def renew(engine: Engine, claims: Sequence[Claim], now: datetime, lease_seconds:
     """
     expires_at = now + timedelta(seconds=lease_seconds)
     held: set[int] = set()
-    with transaction(engine) as conn:
-        for start in range(0, len(claims), _CHUNK):
-            chunk = claims[start:start + _CHUNK]
+    with store.transaction() as conn:
+        for chunk in chunks(claims):
             keys = [(c.feed.id, c.token, c.owner) for c in chunk]
             stmt = (
                 update(m.Feed)
@@ -123,110 +133,60 @@ def renew(engine: Engine, claims: Sequence[Claim], now: datetime, lease_seconds:
     return [dataclasses.replace(c, expires_at=expires_at) for c in claims if c.feed.id in held]
 
 
-def release(
-    engine: Engine,
-    claim: Claim,
-    *,
-    fetched_at: datetime | None = None,
-    status: str | None = None,
-    error: str | None = None,
-    error_count: int | None = None,
-    next_due_at: datetime | None = None,
-    etag: str | None = None,
-    last_modified: str | None = None,
-    title: str | None = None,
-    new_url: str | None = None,
-    enabled: bool | None = None,
-) -> bool:
-    """Give the lease back and store the feed's result, only if the claim is still held.
-
-    Returns False, writing nothing, when the lease was taken over (or released) meanwhile: the
-    caller then drops its result, which the new owner will produce again.
-
-    The result arguments mean what they mean to `Store.record_feed_result`: with `fetched_at`,
-    `status`, `error_count` and `next_due_at` are required and `error` is stored as given; None
-    for `etag`, `last_modified` or `title` keeps the stored value; `new_url` (a permanent
-    redirect) replaces the URL unless another feed has it. `enabled=False` disables the feed.
-    Without `fetched_at` only the lease is given back (work abandoned, e.g. on shutdown), and
-    the feed stays due for whoever claims it next.
-    """
-    result = {"fetched_at": fetched_at, "status": status, "error": error, "error_count": error_count,
-              "next_due_at": next_due_at, "etag": etag, "last_modified": last_modified, "title": title,
-              "new_url": new_url, "enabled": enabled}
-    return release_many(engine, [(claim, result)])[0]
-
-
-def release_many(engine: Engine, releases: Sequence[tuple[Claim, Mapping[str, Any]]], *,
+def release_many(store: Store, releases: Sequence[Release], *,
                  then: Callable[[Connection, list[bool]], None] | None = None) -> list[bool]:
-    """`release` for many feeds in one transaction: (claim, release's keyword arguments) pairs.
+    """Give the leases back and store the feeds' results, in one transaction, each only if its
+    claim is still held.
+
+    A claim no longer held (the lease was taken over, or released, meanwhile) writes nothing: the
+    caller then drops its result, which the new owner will produce again. The results are stored
+    as `Store.record_feed_results` stores them (`feed_result_values`, `move_feed`).
 
     One transaction instead of one per feed is what keeps a pass over many unchanged feeds cheap.
     Returns, in order, whether each claim was still held (and its result stored). `then` writes
     more in the same transaction, told which claims were held (the feeds' poll states, say).
     """
-    updates = [(claim, *_release_values(claim, dict(result))) for claim, result in releases]
+    for release in releases:
+        if release.result is not None and release.result.feed_id != release.claim.feed.id:
+            raise ValueError(f"the result of feed {release.result.feed_id} released with the claim on "
+                             f"{release.claim.feed.url} (feed {release.claim.feed.id})")
     held: list[bool] = []
-    with transaction(engine) as conn:
-        for claim, values, new_url in updates:
+    with store.transaction() as conn:
+        for release in releases:
+            claim, result = release.claim, release.result
+            values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+            if result is not None:
+                values.update(feed_result_values(result))
+            if release.enabled is not None:
+                values["enabled"] = release.enabled
             fenced = update(m.Feed).where(
                 m.Feed.id == claim.feed.id, m.Feed.lease_token == claim.token, m.Feed.lease_owner == claim.owner
             )
             ok = conn.execute(fenced.values(values)).rowcount == 1
-            if ok and new_url is not None:
-                other = aliased(m.Feed)
-                taken = exists(select(other.id).where(other.url == new_url))
-                conn.execute(update(m.Feed).where(m.Feed.id == claim.feed.id, ~taken).values(url=new_url))
+            if ok and result is not None and result.new_url is not None:
+                move_feed(conn, claim.feed.id, result.new_url)
             held.append(ok)
         if then is not None:
             then(conn, held)
     return held
 
 
-_RESULT_NAMES = frozenset({"fetched_at", "status", "error", "error_count", "next_due_at", "etag",
-                           "last_modified", "title", "new_url", "enabled"})
-
-
-def _release_values(claim: Claim, result: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The column values a release writes, and the redirect target to move the feed to, if any."""
-    unknown = set(result) - _RESULT_NAMES
-    if unknown:
-        raise TypeError(f"unknown feed result fields {sorted(unknown)} for {claim.feed.url}")
-    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
-    new_url = None
-    if result.get("fetched_at") is not None:
-        missing = [name for name in ("status", "error_count", "next_due_at") if result.get(name) is None]
-        if missing:
-            raise ValueError(f"release of {claim.feed.url} with a result needs fetched_at, status, error_count and "
-                             f"next_due_at; missing {', '.join(missing)}")
-        values.update(last_fetched_at=result["fetched_at"], last_status=result["status"],
-                      last_error=result.get("error"), error_count=result["error_count"],
-                      next_due_at=result["next_due_at"])
-        values.update({name: result[name] for name in ("etag", "last_modified", "title")
-                       if result.get(name) is not None})
-        new_url = result.get("new_url")
-        if new_url is not None and len(m.clean_text(new_url).encode()) > _MAX_URL_BYTES:
-            new_url = None   # a redirect to an address too long to store is not followed
-    if result.get("enabled") is not None:
-        values["enabled"] = result["enabled"]
-    return values, new_url
-
-
 # -- singleton jobs --------------------------------------------------------------------------
 
-def run_once_per(engine: Engine, job: str, key: str, owner: str, *, now: datetime | None = None) -> bool:
+def run_once_per(store: Store, job: str, key: str, owner: str, *, now: datetime | None = None) -> bool:
     """True for exactly one caller per (`job`, `key`) across every daemon, ever.
 
     The winner inserts the unique run row; everyone else finds it there. Pick `key` so that one
-    run per key is what you want, e.g. the digest's date: `run_once_per(engine, "daily-digest",
+    run per key is what you want, e.g. the digest's date: `run_once_per(store, "daily-digest",
     "2026-11-25", owner)`. A winner that crashes leaves that key's run undone (at most once); for
     at-least-once work hold `advisory_lock` instead and make the work idempotent.
     """
     for value, what in ((job, "job name"), (key, "job run key"), (owner, "job owner")):
         _check_name(value, what)
     row = {"job": job, "run_key": key, "owner": owner, "claimed_at": now or datetime.now(UTC)}
-    insert = dialect_insert(engine)(m.SingletonRun)
-    stmt = insert.values(row).on_conflict_do_nothing(index_elements=["job", "run_key"]).returning(m.SingletonRun.id)
-    with transaction(engine) as conn:
+    stmt = (store.insert(m.SingletonRun).values(row).on_conflict_do_nothing(index_elements=["job", "run_key"])
+            .returning(m.SingletonRun.id))
+    with store.transaction() as conn:
         return conn.scalar(stmt) is not None
 
 
@@ -235,19 +195,20 @@ _LOCAL_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+def advisory_lock(store: Store, name: str) -> Iterator[bool]:
     """Try to become the one holder of lock `name` among all daemons; yield whether it worked.
 
     Never waits. On PostgreSQL a session-level `pg_try_advisory_lock` on a connection kept for
     the block (a daemon that dies loses the lock with its connection); on SQLite, which serves
     one daemon, a lock within this process.
 
-        with advisory_lock(engine, "clean-up") as mine:
+        with advisory_lock(store, "clean-up") as mine:
             if mine:
                 ...
     """
     _check_name(name, "lock name")
-    if engine.dialect.name != "postgresql":
+    engine = store.engine
+    if store.dialect_name != "postgresql":
         with _LOCAL_LOCKS_GUARD:
             lock = _LOCAL_LOCKS.setdefault((str(engine.url), name), threading.Lock())
         got = lock.acquire(blocking=False)
@@ -285,7 +246,7 @@ def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
 # -- one daemon per SQLite database ----------------------------------------------------------
 
 @contextmanager
-def register_daemon(engine: Engine) -> Iterator[None]:
+def register_daemon(store: Store) -> Iterator[None]:
     """Hold this daemon's place on the database for the block: one on SQLite, any number on PostgreSQL.
 
     On SQLite an exclusive lock on `<database>.daemon.lock`, next to the database file, which the
@@ -293,7 +254,7 @@ def register_daemon(engine: Engine) -> Iterator[None]:
     StorageError saying to use PostgreSQL. A clean stop removes the file, so a lock file found
     holding a pid is the trace of a daemon that was killed or crashed: the warning says so.
     """
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    database = store.engine.url.database if store.dialect_name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         yield   # PostgreSQL, or an SQLite database no other process can open
         return
@@ -361,6 +322,3 @@ def _check_name(value: str, what: str) -> None:
     if not value or len(value) > _MAX_NAME:
         raise ValueError(f"{what} must be 1 to {_MAX_NAME} characters, got {len(value)}: {value[:40]!r}")
 
-
-def _feed_state(row: Row[Any]) -> FeedState:
-    return FeedState(**{name: getattr(row, name) for name in _FEED_FIELDS})

@@ -132,7 +132,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                 # Batch migrations rebuild a table by dropping it; with foreign keys on, SQLite
                 # would cascade that drop into child rows. The pragma is a no-op inside a
                 # transaction, so it goes to the driver before SQLAlchemy begins one.
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                _outside_transaction(connection, "PRAGMA foreign_keys=OFF")
             try:
                 with connection.begin():
                     yield connection
@@ -142,6 +142,14 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                             raise StorageError(f"migration left {len(violations)} broken foreign keys; rolled back")
             finally:
                 if sqlite:
-                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                    _outside_transaction(connection, "PRAGMA foreign_keys=ON")
     except (SQLAlchemyError, CommandError) as e:
         raise StorageError(f"migration failed: {e}") from e
+
+
+def _outside_transaction(connection: Connection, sql: str) -> None:
+    """Run `sql` on the driver's connection, past SQLAlchemy (which would begin a transaction)."""
+    driver = connection.connection.driver_connection
+    if driver is None:      # only a closed connection has none
+        raise StorageError("the database connection closed during the migration")
+    driver.execute(sql)

@@ -22,7 +22,6 @@ from sqlalchemy import and_, delete, exists, func, or_, select, update
 
 from monitor.config import RetentionSettings
 from monitor.db import models as m
-from monitor.db.engine import dialect_insert, transaction
 from monitor.db.store import Store
 
 __all__ = ["PruneCounts", "Pruner", "prune"]
@@ -89,7 +88,7 @@ class Pruner:
         """What `run` would do now, writing nothing (`monitor db prune --dry-run`)."""
         deleted, dropped = 0, 0
         delete_before = self._delete_before(now)
-        with transaction(self.store.engine) as conn:
+        with self.store.transaction() as conn:
             if delete_before is not None:
                 deleted = conn.scalar(select(func.count()).select_from(m.Article)
                                       .where(m.Article.fetched_at < delete_before, _UNMATCHED)) or 0
@@ -103,8 +102,8 @@ class Pruner:
         return PruneCounts(deleted, dropped)
 
     def _delete_batch(self, before: datetime) -> int:
-        insert = dialect_insert(self.store.engine)(m.PrunedArticle).on_conflict_do_nothing(index_elements=["url"])
-        with transaction(self.store.engine) as conn:
+        insert = self.store.insert(m.PrunedArticle).on_conflict_do_nothing(index_elements=["url"])
+        with self.store.transaction() as conn:
             rows = conn.execute(self._oldest(before, self._deleted_to, m.Article.url)).all()
             if not rows:
                 return 0
@@ -119,7 +118,7 @@ class Pruner:
         stmt = self._oldest(before, self._dropped_to).where(_HAS_TEXT)
         if deleted_before is not None:
             stmt = stmt.where(m.Article.fetched_at >= deleted_before)     # the delete step's: they go whole
-        with transaction(self.store.engine) as conn:
+        with self.store.transaction() as conn:
             rows = conn.execute(stmt).all()
             if not rows:
                 return 0

@@ -25,11 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from monitor._types import JUDGMENT_LABELS, Article, JudgmentLabel
 from monitor.db import models as m
-from monitor.db.engine import dialect_insert, transaction
+from monitor.db.store import Store
 from monitor.matching.base import Story
 from monitor.matching.evolve import with_learned
 from monitor.matching.feedback import ArticleText, moved_profile
@@ -107,17 +107,17 @@ def _latest(conn: Any, story_ids: Sequence[str]) -> dict[str, list[StoryVersion]
     return found
 
 
-def _record(conn: Any, engine: Any, version: StoryVersion) -> None:
+def _record(conn: Connection, store: Store, version: StoryVersion) -> None:
     values = {"story_id": version.story_id, "version": version.version, "definition": version.definition,
               "learned": list(version.learned), "judgments": dict(version.judgments),
               "terms": dict(version.terms) if version.terms is not None else None, "reason": version.reason,
               "created_at": version.created_at}
     # Two daemons seeing the same new definition record the same content once.
-    conn.execute(dialect_insert(engine)(m.StoryVersion).values(values)
+    conn.execute(store.insert(m.StoryVersion).values(values)
                  .on_conflict_do_nothing(index_elements=["story_id", "version"]))
 
 
-def current_stories(store: Any, stories: Sequence[Story], *, at: datetime | None = None,
+def current_stories(store: Store, stories: Sequence[Story], *, at: datetime | None = None,
                     record: bool = True) -> list[Story]:
     """The stories as their current versions say; a definition seen for the first time is recorded
     (unless `record` is false: a command that only reads computes the same version without it)."""
@@ -125,7 +125,7 @@ def current_stories(store: Any, stories: Sequence[Story], *, at: datetime | None
         return []
     at = at or datetime.now(UTC)
     out = []
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         known = _latest(conn, [s.id for s in stories])
         for story in stories:
             definition = definition_hash(story)
@@ -140,12 +140,12 @@ def current_stories(store: Any, stories: Sequence[Story], *, at: datetime | None
                 current = StoryVersion(story.id, model_hash(definition, learned, judged, None), definition, learned,
                                        judged, None, "definition changed" if before else "first seen", at)
                 if record:
-                    _record(conn, store.engine, current)
+                    _record(conn, store, current)
             out.append(_apply(story, current))
     return out
 
 
-def build_matcher(store: Any | None, stories: Sequence[Story]) -> Matcher:
+def build_matcher(store: Store | None, stories: Sequence[Story]) -> Matcher:
     """The one way to build a matcher: the daemon, the service, `stories test`, `eval`, backfill and
     the API all match with this. Without a database, the stories as configured (no version)."""
     return Matcher(current_stories(store, stories) if store is not None else list(stories))
@@ -157,7 +157,6 @@ def current_if_stored(database_url: str, story: Story) -> Story:
     create a database nor record a version."""
     from pathlib import Path
 
-    from monitor.db.store import Store
     from monitor.exceptions import MonitorError
 
     if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
@@ -172,17 +171,17 @@ def current_if_stored(database_url: str, story: Story) -> Story:
         store.close()
 
 
-def versions(store: Any, story_id: str) -> list[StoryVersion]:
+def versions(store: Store, story_id: str) -> list[StoryVersion]:
     """A story's versions, newest first."""
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         return _latest(conn, [story_id]).get(story_id, [])
 
 
-def judgments(store: Any, story_id: str) -> dict[str, tuple[str, str, str | None, datetime]]:
+def judgments(store: Store, story_id: str) -> dict[str, tuple[str, str, str | None, datetime]]:
     """Canonical URL -> (label, author, note, when) of the latest judgment on each article."""
     stmt = (select(m.Judgment.url, m.Judgment.label, m.Judgment.author, m.Judgment.note, m.Judgment.created_at)
             .where(m.Judgment.story_id == story_id).order_by(m.Judgment.id))
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         return {url: (label, author, note, when) for url, label, author, note, when in conn.execute(stmt)}
 
 
@@ -244,7 +243,7 @@ def checked_note(note: str | None) -> str | None:
     return note or None
 
 
-def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note: str | None = None,
+def judge(store: Store, story_id: str, url: str, label: str, *, author: str, note: str | None = None,
           at: datetime | None = None) -> Judgment:
     """Record an analyst's label on the article at `url`; it takes effect with the story's next
     version (`rebuild`, `monitor stories backfill`). `url` is canonicalised as articles are stored,
@@ -257,25 +256,25 @@ def judge(store: Any, story_id: str, url: str, label: str, *, author: str, note:
     url, author, note = checked_url(url), checked_author(author), checked_note(note)
     canonical = canonicalize(url)
     at = at or datetime.now(UTC)
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         found = conn.execute(select(m.Article.url, m.Article.title).where(m.Article.url == canonical)).first()
         if found is None:       # the address the reader saw, after redirects (not indexed: only then)
             found = conn.execute(select(m.Article.url, m.Article.title)
                                  .where(m.Article.final_url.in_([url, canonical])).order_by(m.Article.id).limit(1)).first()
         canonical, title = (found.url, found.title) if found is not None else (canonical, None)
-        conn.execute(dialect_insert(store.engine)(m.Judgment).values(
+        conn.execute(store.insert(m.Judgment).values(
             story_id=story_id, url=canonical, label=label, note=note, author=author, created_at=at))
     return Judgment(story_id, canonical, label, author, note, at, title)
 
 
-def judged_articles(store: Any, story_id: str) -> list[tuple[Article, str]]:
+def judged_articles(store: Store, story_id: str) -> list[tuple[Article, str]]:
     """The stored articles judged on `story_id`, each with the judgment in force; judgments whose
     article is not stored yet are left out."""
     labels = {url: label for url, (label, *_rest) in judgments(store, story_id).items()}
     return [(row.article(), labels[row.url]) for row in store.articles_at(labels)]
 
 
-def judgment_history(store: Any, story_id: str) -> list[Judgment]:
+def judgment_history(store: Store, story_id: str) -> list[Judgment]:
     """Every judgment made on `story_id`, newest first, with the judged article's title when stored."""
     stmt = (select(m.Judgment.url, m.Judgment.label, m.Judgment.author, m.Judgment.note, m.Judgment.created_at,
                    m.Article.title)
@@ -283,7 +282,7 @@ def judgment_history(store: Any, story_id: str) -> list[Judgment]:
             .where(m.Judgment.story_id == story_id).order_by(m.Judgment.id.desc()))
     seen: set[str] = set()
     history = []
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         for url, label, author, note, when, title in conn.execute(stmt):
             history.append(Judgment(story_id, url, checked_label(label), author, note, when, title,
                                     in_force=url not in seen))
@@ -291,7 +290,7 @@ def judgment_history(store: Any, story_id: str) -> list[Judgment]:
     return history
 
 
-def rebuild(store: Any, story: Story, *, reason: str = "rebuilt", dry_run: bool = False,
+def rebuild(store: Store, story: Story, *, reason: str = "rebuilt", dry_run: bool = False,
             at: datetime | None = None) -> tuple[Story, bool]:
     """The story's next version from what the database now holds (learned names, judgments);
     recorded unless `dry_run`. Returns the story as that version decides, and whether it is new."""
@@ -307,12 +306,12 @@ def rebuild(store: Any, story: Story, *, reason: str = "rebuilt", dry_run: bool 
                            judged, terms, reason, at)
     changed = version.version != base.version
     if changed and not dry_run:
-        with transaction(store.engine) as conn:
-            _record(conn, store.engine, version)
+        with store.transaction() as conn:
+            _record(conn, store, version)
     return _apply(story, version), changed
 
 
-def _moved_terms(store: Any, story: Story, judged: Mapping[str, str]) -> dict[str, float] | None:
+def _moved_terms(store: Store, story: Story, judged: Mapping[str, str]) -> dict[str, float] | None:
     """The profile moved toward the articles judged on and away from those judged off (Rocchio,
     monitor.matching.feedback); judgments whose article is not stored yet wait for it."""
     texts = judged_texts(store, [url for url, label in judged.items() if label in ("on", "off")])
@@ -320,16 +319,16 @@ def _moved_terms(store: Any, story: Story, judged: Mapping[str, str]) -> dict[st
                          [texts[u] for u in sorted(texts) if judged[u] == "off"])
 
 
-def judged_texts(store: Any, urls: Sequence[str]) -> dict[str, ArticleText]:
+def judged_texts(store: Store, urls: Sequence[str]) -> dict[str, ArticleText]:
     """Canonical URL -> (title, summary, body) of the stored articles among `urls`."""
     if not urls:
         return {}
     stmt = select(m.Article.url, m.Article.title, m.Article.summary, m.Article.body).where(m.Article.url.in_(list(urls)))
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         return {url: (title, summary, body) for url, title, summary, body in conn.execute(stmt)}
 
 
-def _on_story(store: Any, story: Story, names: Sequence[str]) -> list[str]:
+def _on_story(store: Store, story: Story, names: Sequence[str]) -> list[str]:
     """The learned names that mark the story rather than its setting or a neighbouring story: of the
     stored articles that name one, nearly all must be the story's matches ("Oval Office", a press
     secretary, a person whose own story came before or after are named by other articles too)."""
@@ -337,7 +336,7 @@ def _on_story(store: Any, story: Story, names: Sequence[str]) -> list[str]:
         return []
     matched = select(m.Match.article_id).where(m.Match.story_id == story.id)
     kept = []
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         for name in names:
             pattern = f"%{name.lower()}%"
             mentions = or_(func.lower(m.Article.title).like(pattern), func.lower(m.Article.body).like(pattern))

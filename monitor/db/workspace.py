@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 
 from monitor.db import models as m
-from monitor.db.engine import transaction
-from monitor.db.store import FILED_AT, Store
+from monitor.db.articles import FILED_AT
+from monitor.db.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def story_activity(store: Store, story_ids: Sequence[str], since: datetime) -> d
     stmt = (select(m.Match.story_id, func.count(), func.max(m.Match.matched_at),
                    func.count().filter(m.Match.matched_at >= since))
             .where(m.Match.story_id.in_(list(story_ids))).group_by(m.Match.story_id))
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         found = {sid: StoryActivity(int(total), int(today or 0), last) for sid, total, last, today in conn.execute(stmt)}
     return {sid: found.get(sid, StoryActivity(0, 0, None)) for sid in story_ids}
 
@@ -50,7 +50,7 @@ def filed_times(store: Store, story_ids: Sequence[str]) -> dict[str, list[dateti
     stmt = (select(m.Match.story_id, FILED_AT).join(m.Article, m.Match.article_id == m.Article.id)
             .where(m.Match.story_id.in_(list(story_ids))))
     found: dict[str, list[datetime]] = {sid: [] for sid in story_ids}
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         for story_id, when in conn.execute(stmt):
             found[story_id].append(when)
     return found
@@ -58,7 +58,7 @@ def filed_times(store: Store, story_ids: Sequence[str]) -> dict[str, list[dateti
 
 def is_stored(store: Store, canonical_url: str) -> bool:
     """Whether an article with this canonical URL is stored."""
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         return conn.execute(select(m.Article.id).where(m.Article.url == canonical_url)).first() is not None
 
 
@@ -74,7 +74,7 @@ def search_articles(store: Store, text: str, *, limit: int, offset: int) -> tupl
                    m.Article.lang, FILED_AT.label("filed_at"))
             .where(*where).order_by(FILED_AT.desc(), m.Article.id.desc()).limit(limit).offset(offset))
     total = select(func.count()).select_from(m.Article).where(*where)
-    with transaction(store.engine) as conn:
+    with store.transaction() as conn:
         rows = conn.execute(page).all()
         count = int(conn.execute(total).scalar_one())
         matched: dict[int, list[str]] = {}
