@@ -7,6 +7,7 @@ lxml or trafilatura yields an empty body instead of an exception.
 from __future__ import annotations
 
 import codecs
+import copy
 import json
 import logging
 import re
@@ -28,7 +29,7 @@ __all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "extract_page", "gues
 
 # What extract_page imports on first use (a few tenths of a second): the process that only
 # fetches and stores never needs them; extraction workers load them once, before forking.
-EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "trafilatura.metadata", "htmldate")
+EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "htmldate")
 
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
 
@@ -45,6 +46,8 @@ _TRAFILATURA_OPTIONS = {"favor_recall": True, "include_comments": False, "includ
 # Our own metadata lookup finds full timestamps; htmldate's date (a day) is only the fallback,
 # so its slow extensive search is not worth running.
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
+# A URL in a <meta> would become the site name of a page that names none.
+_URL_META = frozenset({"og:url", "twitter:url"})
 
 _PARSER = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False, default_doctype=False,
                                remove_comments=True, remove_pis=True, no_network=True)
@@ -145,31 +148,33 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
 
 
 def _metadata(tree: lxml.html.HtmlElement) -> Document:
-    """Title, author, site name and description: the cheap parts of trafilatura's metadata.
+    """Title, author, site name and description, by trafilatura's public `extract_metadata`.
 
-    Its full `extract_metadata` costs about a quarter of the extraction time: it also looks for
-    categories, tags, a licence and a date (ours is found above), and guesses an author from the
-    page's markup on a pruned copy of the whole tree (slow, and often wrong: "Posted by ...",
-    "... November"). An author here comes from <meta> tags and JSON-LD only.
+    It is given only the parts of the page that these come from (the head's <meta> and <title>,
+    JSON-LD, h1 and h2 headings), never the whole tree: on the whole page it also looks for
+    categories, tags and a licence in the body, and guesses an author from the markup on a pruned
+    copy of the tree (slow, and often wrong: "Posted by ...", "... November"), four times the
+    cost of the extraction itself. An author here comes from <meta> tags and JSON-LD only. The
+    page's own URL stays out too, so that a page naming no site is not given its host name.
     """
-    from trafilatura.metadata import examine_meta, extract_meta_json, extract_sitename, extract_title
+    import trafilatura
 
-    meta = examine_meta(tree)
-    if meta.author and " " not in meta.author:   # a login name, not a person (as trafilatura)
-        meta.author = None
-    try:
-        meta = extract_meta_json(tree, meta)
-    except Exception as e:   # trafilatura's JSON-LD walker on odd data: keep the <meta> values
-        _log.debug("JSON-LD metadata failed: %r", e)
-    if not meta.title:
-        meta.title = extract_title(tree)
-    if not meta.sitename:
-        meta.sitename = extract_sitename(tree)
-    if meta.sitename:
-        meta.sitename = meta.sitename.lstrip("@")
-        if meta.sitename and "." not in meta.sitename and not meta.sitename[0].isupper():
-            meta.sitename = meta.sitename.title()
-    return meta
+    return trafilatura.extract_metadata(_metadata_view(tree), date_config=dict(_DATE_PARAMS), extensive=False)
+
+
+def _metadata_view(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    view = lxml.html.Element("html")
+    head = lxml.etree.SubElement(view, "head")
+    body = lxml.etree.SubElement(view, "body")
+    page_head = tree.find("head")
+    if page_head is not None:
+        for element in page_head.iterchildren("meta", "title"):
+            if (element.get("property") or element.get("name") or "").lower() not in _URL_META:
+                head.append(copy.copy(element))
+    for element in tree.iter("script", "h1", "h2"):
+        if element.tag != "script" or (element.get("type") or "").strip().lower() == "application/ld+json":
+            body.append(copy.copy(element))
+    return view
 
 
 def _decode(html: bytes, encoding: str | None) -> str:
