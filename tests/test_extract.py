@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor._types import ExtractedPage
-from monitor.extract import extract_page, html_to_text
+from monitor.extract import decode_html, extract_page, guess_language, html_to_text
 
 PAGES = Path(__file__).parent / "data" / "pages"
 SHARED_CORPUS = Path("/work/shared/corpus")
@@ -144,3 +144,25 @@ def test_corpus_pages_extract_to_their_bodies(tmp_path: Path) -> None:
         scores.append(_shingle_f1(bodies[row["id"]], page.body))
     assert statistics.median(scores) >= 0.97
     assert min(scores) >= 0.9
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Pemerintah kota akan membuka perpustakaan pusat pada hari Minggu mulai bulan depan, kata wali kota.", "id"),
+    ("Городская библиотека будет открыта по воскресеньям, сообщили в администрации города.", "ru"),
+    ("La biblioteca central abrirá los domingos a partir del mes que viene, según el ayuntamiento.", "es"),
+])
+def test_guess_language(text: str, lang: str) -> None:
+    assert guess_language(text) == lang
+
+
+@pytest.mark.parametrize("text", ["", "   ", "OK", "12:30"])
+def test_guess_language_is_none_without_enough_text(text: str) -> None:
+    assert guess_language(text) is None
+
+
+def test_undeclared_legacy_page_decodes_as_windows_1252() -> None:
+    text = "<p>\u201cCaf\u00e9s\u201d \u2013 \u00a330</p>"
+    assert decode_html(text.encode("cp1252"), None) == text
+    assert decode_html(text.encode("utf-8"), None) == text
+    russian = "<p>Городская библиотека</p>"
+    assert decode_html(russian.encode("cp1251"), "windows-1251") == russian   # a declaration wins
