@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.extract import declared_language, decode_html, guess_language  # noqa: E402
 
-SHARED = Path(__file__).resolve().parent.parent.parent.parent / "shared"
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" if (ROOT.parent / "shared").exists() else Path("/work/shared")
 LANGUAGE_TARGET_MS = 2.0
 CHARSET_TARGET_MS = 5.0
 

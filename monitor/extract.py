@@ -44,16 +44,10 @@ _LINK_DENSITY = 0.5
 _MIN_LINK_TEXT = 15
 _NON_WORD = re.compile(r"\W+")
 _BARE_URL = re.compile(r"^\s*(?:https?://|www\.)\S+\s*$", re.IGNORECASE)
+_COPYRIGHT = re.compile(r"^\s*(?:©|\(c\)\s|copyright\b)", re.IGNORECASE)
 # The headline is looked for among the first blocks only: further down, the same words are prose.
 _HEADLINE_BLOCKS = 3
 
-# Measured on the article-extraction benchmark (181 real pages, word 4-gram F1; plain
-# `trafilatura.extract` scores 0.953 in 18 ms a page): recall focus without the readability/jusText
-# second opinion ("fast") scores 0.963 in 10.5 ms, against 0.964 in 20 ms for precision mode with
-# it: the second opinion, and the precision pruning it needs, cost half the extraction time for
-# a gain of 0.001. The balanced focus (0.962) costs 12.5 ms: it takes a second look at short
-# extractions; recall mode keeps a little more around the article on 7 of the 181 pages.
-# Comments stay out (they are not the article); tables stay in (they cost nothing there).
 # Our own metadata lookup finds full timestamps; htmldate's date (a day) is only the fallback,
 # so its slow extensive search is not worth running.
 _DATE_PARAMS: dict[str, Any] = {"extensive_search": False, "original_date": True}
@@ -123,15 +117,21 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
     if not text.strip():
         return ExtractedPage(body="")
     tree = lxml.html.document_fromstring(text.encode("utf-8", "surrogatepass"), parser=_PARSER)
-    # Read our metadata first: trafilatura may modify the tree it is given.
+    # Read our metadata first: the tree is then cut down for trafilatura.
     lang = declared_language(tree)
     canonical = _canonical_url(tree, url)
-    published = _published(tree) or _day(find_date(tree, url=url, extensive_search=False, original_date=True))
+    published = _published(tree) or _day(find_date(tree, url=url, **_DATE_PARAMS))
     meta = _metadata(tree)
     link_texts = _link_texts(tree)
     # Elements that never hold article text, dropped here in one C call: trafilatura would copy
     # the tree with them and then remove them one by one.
     lxml.etree.strip_elements(tree, *_NEVER_TEXT, with_tail=False)
+    # Measured on the article-extraction benchmark (181 real pages, word 4-gram F1; plain
+    # `trafilatura.extract` 0.953): recall focus without the readability/jusText second opinion
+    # ("fast") 0.963 at half the time of precision mode with it (0.964); balanced focus 0.962.
+    # Recall keeps all of the article and some of its surroundings, which `_article_focus` and
+    # `_article_blocks` then take off (0.973; bench/extraction.py). Comments stay out (they are
+    # not the article); tables stay in.
     doc = trafilatura.bare_extraction(_article_focus(tree), url=url, with_metadata=False, favor_recall=True, fast=True,
                                       include_comments=False, include_tables=True)
     found = None if doc is None or isinstance(doc, dict) else doc.body
@@ -184,7 +184,7 @@ def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[
 
     Recall mode keeps all of the article, and with it some of its surroundings (the first sieve
     of the benchmark's false positives): the headline (stored as the title, not part of the
-    body), bare URLs, and blocks whose text is mostly the text of links elsewhere on the page:
+    body), bare URLs, copyright notices, and blocks whose text is mostly the text of links elsewhere on the page:
     navigation, lists of related stories, "read more" teasers, newsletter and app promotions
     (the link-density rule of boilerplate detectors such as boilerpipe and Readability).
     """
@@ -192,7 +192,8 @@ def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[
     kept = []
     for index, block in enumerate(blocks):
         text = _comparable(block)
-        if not text or (index < _HEADLINE_BLOCKS and text == headline) or _BARE_URL.match(block):
+        if (not text or (index < _HEADLINE_BLOCKS and text == headline) or _BARE_URL.match(block)
+                or _COPYRIGHT.match(block)):
             continue
         linked = sum(len(link) for link in link_texts if link in text)
         if linked < _LINK_DENSITY * len(text):
