@@ -166,3 +166,47 @@ def test_undeclared_legacy_page_decodes_as_windows_1252() -> None:
     assert decode_html(text.encode("utf-8"), None) == text
     russian = "<p>Городская библиотека</p>"
     assert decode_html(russian.encode("cp1251"), "windows-1251") == russian   # a declaration wins
+
+
+_PROSE = ("The harbour council approved the new ferry timetable on Tuesday after a debate that lasted "
+          "well into the evening, with members of both groups asking for more night crossings. ")
+
+
+def _page(article: str, outside: str = "") -> bytes:
+    return (f'<html lang="en"><head><title>Council backs new ferry timetable</title>'
+            f'<meta property="og:title" content="Council backs new ferry timetable"></head><body>'
+            f'<nav><a href="/">Home</a> <a href="/news">News</a></nav>{outside}{article}'
+            f'<footer><a href="/about">About us</a></footer></body></html>').encode()
+
+
+def test_headline_links_urls_and_copyright_are_not_the_body() -> None:
+    article = ("<div><h1>Council backs new ferry timetable</h1>"
+               + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(4))
+               + '<p>Read more: <a href="/x">Storm closes the northern ferry route for two days</a></p>'
+               + '<ul><li><a href="/y">Lighthouse keeper retires after forty years</a></li>'
+               + '<li><a href="/z">New cafe opens at the ferry terminal in spring</a></li></ul>'
+               + "<p>https://harbour-times.example/2018/06/12/timetable</p>"
+               + "<p>\u00a9 2018 Harbour Times. All rights reserved.</p></div>")
+    body = extract_page(_page(article), url="https://harbour-times.example/2018/06/12/timetable").body
+    blocks = body.split("\n\n")
+    assert blocks[0].startswith("0. The harbour council") and len(blocks) == 4
+    for furniture in ("Council backs", "Storm closes", "Lighthouse keeper", "New cafe", "https://", "All rights reserved"):
+        assert furniture not in body
+
+
+def test_a_link_inside_a_paragraph_stays() -> None:
+    article = "".join(f'<p>{i}. {_PROSE}See <a href="/t{i}">the timetable of route {i}</a>. {_PROSE}</p>' for i in range(3))
+    body = extract_page(_page(f"<div>{article}</div>"), url="https://harbour-times.example/a").body
+    assert all(f"See the timetable of route {i}." in body for i in range(3))
+
+
+def test_the_one_marked_article_is_extracted_alone() -> None:
+    article = "<article>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</article>"
+    teaser = "<div><p>Sponsored: the island cruise season opens with free tickets for every reader who signs up today.</p></div>"
+    body = extract_page(_page(article, outside=teaser), url="https://harbour-times.example/a").body
+    assert body.startswith("0. The harbour council") and "Sponsored" not in body
+    # An <article> holding a small part of the page's text (a teaser) does not narrow the extraction.
+    small = "<article><p>Also today: the lighthouse keeper retires after forty years on the island.</p></article>"
+    body = extract_page(_page(small, outside="<div>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</div>"),
+                        url="https://harbour-times.example/a").body
+    assert "0. The harbour council" in body
