@@ -182,11 +182,11 @@ def _link_texts(tree: lxml.html.HtmlElement) -> frozenset[str]:
 def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[str]) -> list[str]:
     """The blocks of the article without what recall mode keeps around it.
 
-    Recall mode keeps all of the article, and with it some of its surroundings (the first sieve
-    of the benchmark's false positives): the headline (stored as the title, not part of the
-    body), bare URLs, copyright notices, and blocks whose text is mostly the text of links elsewhere on the page:
-    navigation, lists of related stories, "read more" teasers, newsletter and app promotions
-    (the link-density rule of boilerplate detectors such as boilerpipe and Readability).
+    Recall mode keeps all of the article and, with it, some of its surroundings: the headline
+    (stored as the title, not part of the body), bare URLs, copyright notices, and blocks whose
+    text is mostly the text of the page's links: navigation, lists of related stories, "read
+    more" teasers, newsletter and app promotions (the link-density rule of boilerplate
+    detectors such as boilerpipe and Readability).
     """
     headline = _comparable(title or "")
     kept = []
