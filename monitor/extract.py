@@ -7,12 +7,14 @@ lxml or trafilatura yields an empty body instead of an exception.
 from __future__ import annotations
 
 import codecs
+import copy
+import functools
 import json
 import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lxml.etree
 import lxml.html
@@ -22,29 +24,35 @@ from .feeds import plausible_published
 from .urls import absolute_http_url
 
 if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
     from trafilatura.settings import Document
 
-__all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "extract_page", "guess_language", "html_to_text"]
+__all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "declared_language", "decode_html", "extract_page", "guess_language",
+           "html_to_text"]
 
 # What extract_page imports on first use (a few tenths of a second): the process that only
 # fetches and stores never needs them; extraction workers load them once, before forking.
-EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "trafilatura.metadata", "htmldate")
+EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "htmldate", "py3langid.langid")
 
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
 
 _log = logging.getLogger(__name__)
 
-# Measured on the article-extraction benchmark (181 real pages, word 4-gram F1; plain
-# `trafilatura.extract` scores 0.953 in 18 ms a page): recall focus without the readability/jusText
-# second opinion ("fast") scores 0.963 in 10.5 ms, against 0.964 in 20 ms for precision mode with
-# it: the second opinion, and the precision pruning it needs, cost half the extraction time for
-# a gain of 0.001. The balanced focus (0.962) costs 12.5 ms: it takes a second look at short
-# extractions; recall mode keeps a little more around the article on 7 of the 181 pages.
-# Comments stay out (they are not the article); tables stay in (they cost nothing there).
-_TRAFILATURA_OPTIONS = {"favor_recall": True, "include_comments": False, "include_tables": True, "fast": True}
+# Blocks whose text is mostly the text of links are navigation, related stories and teasers;
+# links shorter than this (a name, "here", "Reuters") are the article's own references.
+_LINK_DENSITY = 0.5
+_MIN_LINK_TEXT = 15
+_NON_WORD = re.compile(r"\W+")
+_BARE_URL = re.compile(r"^\s*(?:https?://|www\.)\S+\s*$", re.IGNORECASE)
+_COPYRIGHT = re.compile(r"^\s*(?:©|\(c\)\s|copyright\b)", re.IGNORECASE)
+# The headline is looked for among the first blocks only: further down, the same words are prose.
+_HEADLINE_BLOCKS = 3
+
 # Our own metadata lookup finds full timestamps; htmldate's date (a day) is only the fallback,
 # so its slow extensive search is not worth running.
-_DATE_PARAMS = {"extensive_search": False, "original_date": True}
+_DATE_PARAMS: dict[str, Any] = {"extensive_search": False, "original_date": True}
+# A URL in a <meta> would become the site name of a page that names none.
+_URL_META = frozenset({"og:url", "twitter:url"})
 
 _PARSER = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False, default_doctype=False,
                                remove_comments=True, remove_pis=True, no_network=True)
@@ -53,6 +61,10 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BO
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CODEC_FOR_LABEL = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252"}
 _LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
+# A guess needs some text, and a language more likely than all the others together.
+_LANGUAGE_SAMPLE = 3000
+_LANGUAGE_MIN_CHARS = 40
+_LANGUAGE_MIN_PROBABILITY = 0.5
 # Line breaks of the markup travel as this character until whitespace is collapsed.
 _BREAK = "\x00"
 _WHITESPACE = re.compile(r"\s+")
@@ -66,27 +78,9 @@ _PUBLISHED_META = ("article:published_time", "og:published_time", "datepublished
 _BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5",
                          "h6", "blockquote", "pre", "table", "tr", "section", "article", "header",
                          "footer", "aside", "figure", "figcaption", "hr", "address", "main"})
+_NEVER_TEXT = ("script", "style", "svg", "iframe", "object", "embed", "canvas", "link", "meta", "template")
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg"})
 
-# A handful of very frequent words per language: enough to name the language of a news article
-# when the page does not say, without a detector dependency.
-_STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in {
-    "en": "the and of to in is that for was on with said he it as by at from his have has are were be",
-    "de": "der die und das ist nicht den mit von zu sich auf für dem ein eine des auch im wurde sie",
-    "fr": "le la les et des est une dans que pour qui pas sur au du par avec il elle sont ont été",
-    "es": "el la los las y que en del se por una con para es su al lo como más pero fue han",
-    "it": "il di che la per un una sono del della non con gli le si è anche ha nel alla",
-    "pt": "o os que de da do em um uma para com não é se na no dos das foi ao pelo",
-    "nl": "de het een van en is dat op te niet in zijn met voor die er aan ook wordt",
-    "sv": "och att det som en på är av för med till den har inte om ett var de",
-    "pl": "i w na nie się z do że to jest jak po o co ale od za przez było",
-    "ru": "и в не на что с по как это он она из но за от для так его было",
-}.items()}
-_SCRIPT_LANGS = ((re.compile(r"[\uac00-\ud7a3]"), "ko"), (re.compile(r"[\u3040-\u30ff]"), "ja"),
-                 (re.compile(r"[\u4e00-\u9fff]"), "zh"), (re.compile(r"[\u0600-\u06ff]"), "ar"),
-                 (re.compile(r"[\u0590-\u05ff]"), "he"), (re.compile(r"[\u0370-\u03ff]"), "el"),
-                 (re.compile(r"[\u0e00-\u0e7f]"), "th"))
-_WORD = re.compile(r"\w+")
 
 
 def extract_page(html: bytes, *, url: str, encoding: str | None = None,
@@ -119,19 +113,31 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
     import trafilatura
     from htmldate import find_date
 
-    text = _decode(html, encoding)
+    text = decode_html(html, encoding)
     if not text.strip():
         return ExtractedPage(body="")
     tree = lxml.html.document_fromstring(text.encode("utf-8", "surrogatepass"), parser=_PARSER)
-    # Read our metadata first: trafilatura may modify the tree it is given.
-    lang = _declared_lang(tree)
+    # Read our metadata first: the tree is then cut down for trafilatura.
+    lang = declared_language(tree)
     canonical = _canonical_url(tree, url)
     published = _published(tree) or _day(find_date(tree, url=url, **_DATE_PARAMS))
     meta = _metadata(tree)
-    doc = trafilatura.bare_extraction(tree, url=url, with_metadata=False, **_TRAFILATURA_OPTIONS)
-    if doc is None:
+    link_texts = _link_texts(tree)
+    # Elements that never hold article text, dropped here in one C call: trafilatura would copy
+    # the tree with them and then remove them one by one.
+    lxml.etree.strip_elements(tree, *_NEVER_TEXT, with_tail=False)
+    # Measured on the article-extraction benchmark (181 real pages, word 4-gram F1; plain
+    # `trafilatura.extract` 0.953): recall focus without the readability/jusText second opinion
+    # ("fast") 0.963 at half the time of precision mode with it (0.964); balanced focus 0.962.
+    # Recall keeps all of the article and some of its surroundings, which `_article_focus` and
+    # `_article_blocks` then take off (0.973; bench/extraction.py). Comments stay out (they are
+    # not the article); tables stay in.
+    doc = trafilatura.bare_extraction(_article_focus(tree), url=url, with_metadata=False, favor_recall=True, fast=True,
+                                      include_comments=False, include_tables=True)
+    found = None if doc is None or isinstance(doc, dict) else doc.body
+    if found is None:
         return ExtractedPage(body="", lang=lang, canonical_url=canonical, published=published)
-    body = "\n\n".join(_trafilatura_blocks(doc.body)) if doc.body is not None else ""
+    body = "\n\n".join(_article_blocks(list(_trafilatura_blocks(found)), meta.title, link_texts))
     return ExtractedPage(
         body=body,
         title=meta.title or None,
@@ -144,36 +150,101 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
     )
 
 
-def _metadata(tree: lxml.html.HtmlElement) -> Document:
-    """Title, author, site name and description: the cheap parts of trafilatura's metadata.
+def _article_focus(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """The page's one article element, alone, when it holds most of the page's paragraph text; else the page.
 
-    Its full `extract_metadata` costs about a quarter of the extraction time: it also looks for
-    categories, tags, a licence and a date (ours is found above), and guesses an author from the
-    page's markup on a pruned copy of the whole tree (slow, and often wrong: "Posted by ...",
-    "... November"). An author here comes from <meta> tags and JSON-LD only.
+    A page that marks its article (one element with itemprop="articleBody", else one <article>)
+    says where the body is: extracting from that element alone leaves out the boxes around it
+    that recall mode would keep (teasers, promotions, captions of other stories), and spares
+    trafilatura the cleaning of the rest of the page. "Most of the paragraph text" guards against
+    markup that names a teaser or a fragment an article.
     """
-    from trafilatura.metadata import examine_meta, extract_meta_json, extract_sitename, extract_title
-
-    meta = examine_meta(tree)
-    if meta.author and " " not in meta.author:   # a login name, not a person (as trafilatura)
-        meta.author = None
-    try:
-        meta = extract_meta_json(tree, meta)
-    except Exception as e:   # trafilatura's JSON-LD walker on odd data: keep the <meta> values
-        _log.debug("JSON-LD metadata failed: %r", e)
-    if not meta.title:
-        meta.title = extract_title(tree)
-    if not meta.sitename:
-        meta.sitename = extract_sitename(tree)
-    if meta.sitename:
-        meta.sitename = meta.sitename.lstrip("@")
-        if meta.sitename and "." not in meta.sitename and not meta.sitename[0].isupper():
-            meta.sitename = meta.sitename.title()
-    return meta
+    marked = tree.xpath("//*[@itemprop='articleBody']") or tree.findall(".//article")
+    if len(marked) != 1:
+        return tree
+    page_text = _paragraph_chars(tree)
+    if not page_text or _paragraph_chars(marked[0]) <= page_text / 2:
+        return tree
+    page = lxml.html.Element("html")
+    lxml.etree.SubElement(page, "body").append(marked[0])
+    return page
 
 
-def _decode(html: bytes, encoding: str | None) -> str:
-    """BOM, then the HTTP charset, then <meta charset>, then UTF-8, then Windows-1252 (HTML's default)."""
+def _paragraph_chars(element: lxml.html.HtmlElement) -> int:
+    return sum(len(paragraph.text_content()) for paragraph in element.iter("p"))
+
+
+def _link_texts(tree: lxml.html.HtmlElement) -> frozenset[str]:
+    texts = (_comparable(link.text_content()) for link in tree.iter("a"))
+    return frozenset(text for text in texts if len(text) >= _MIN_LINK_TEXT)
+
+
+def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[str]) -> list[str]:
+    """The blocks of the article without what recall mode keeps around it.
+
+    Recall mode keeps all of the article and, with it, some of its surroundings: the headline
+    (stored as the title, not part of the body), bare URLs, copyright notices, and blocks whose
+    text is mostly the text of the page's links: navigation, lists of related stories, "read
+    more" teasers, newsletter and app promotions (the link-density rule of boilerplate
+    detectors such as boilerpipe and Readability).
+    """
+    headline = _comparable(title or "")
+    kept = []
+    for index, block in enumerate(blocks):
+        text = _comparable(block)
+        if (not text or (index < _HEADLINE_BLOCKS and text == headline) or _BARE_URL.match(block)
+                or _COPYRIGHT.match(block)):
+            continue
+        linked = sum(len(link) for link in link_texts if link in text)
+        if linked < _LINK_DENSITY * len(text):
+            kept.append(block)
+    return kept
+
+
+def _comparable(text: str) -> str:
+    return _NON_WORD.sub(" ", text).strip().lower()
+
+
+def _metadata(tree: lxml.html.HtmlElement) -> Document:
+    """Title, author, site name and description, by trafilatura's public `extract_metadata`.
+
+    It is given only the parts of the page that these come from (the head's <meta> and <title>,
+    JSON-LD, h1 and h2 headings), never the whole tree: on the whole page it also looks for
+    categories, tags and a licence in the body, and guesses an author from the markup on a pruned
+    copy of the tree (slow, and often wrong: "Posted by ...", "... November"), four times the
+    cost of the extraction itself. An author here comes from <meta> tags and JSON-LD only. The
+    page's own URL stays out too, so that a page naming no site is not given its host name.
+    """
+    import trafilatura
+
+    return trafilatura.extract_metadata(_metadata_view(tree), date_config=dict(_DATE_PARAMS), extensive=False)
+
+
+def _metadata_view(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    view = lxml.html.Element("html")
+    head = lxml.etree.SubElement(view, "head")
+    body = lxml.etree.SubElement(view, "body")
+    page_head = tree.find("head")
+    if page_head is not None:
+        for element in page_head.iterchildren("meta", "title"):
+            if (element.get("property") or element.get("name") or "").lower() not in _URL_META:
+                head.append(copy.copy(element))
+    for element in tree.iter("script", "h1", "h2"):
+        if element.tag != "script" or (element.get("type") or "").strip().lower() == "application/ld+json":
+            body.append(copy.copy(element))
+    return view
+
+
+def decode_html(html: bytes, encoding: str | None) -> str:
+    """The page as text: its BOM, else the HTTP charset `encoding`, else its <meta charset>, else UTF-8
+    when the bytes are valid UTF-8, else Windows-1252 (the web's default). Never fails.
+
+    A page that declares nothing and is not UTF-8 is decoded as Windows-1252 rather than by
+    charset-normalizer's guess: on the pages of the extraction benchmark re-encoded in legacy
+    charsets without a declaration, the guess is right less often (91 of 117 against 109: it takes
+    the few accented letters and typographic quotes of a Western page for DOS code pages) and
+    costs 50 times the time (bench/detection.py).
+    """
     for bom, codec in _BOMS:
         if html.startswith(bom):
             return html.decode(codec, errors="replace")
@@ -183,11 +254,7 @@ def _decode(html: bytes, encoding: str | None) -> str:
         candidates.append(match.group(1).decode("ascii"))
     for candidate in candidates:
         try:
-            codec = codecs.lookup(candidate).name
-            # Latin-1 and ASCII labels mean Windows-1252 on the web (the HTML standard agrees);
-            # a UTF-16/32 label on a page without a BOM is wrong in practice.
-            codec = _CODEC_FOR_LABEL.get(codec, "utf-8" if codec.startswith(("utf-16", "utf-32")) else codec)
-            return html.decode(codec, errors="replace")
+            return html.decode(_web_codec(candidate), errors="replace")
         except LookupError:   # unknown, or not a text codec (rot13, zlib, ...)
             continue
     try:
@@ -196,7 +263,14 @@ def _decode(html: bytes, encoding: str | None) -> str:
         return html.decode("cp1252", errors="replace")
 
 
-def _declared_lang(tree: lxml.html.HtmlElement) -> str | None:
+def _web_codec(name: str) -> str:
+    """The codec a charset label means on the web. Latin-1 and ASCII labels mean Windows-1252 (the
+    HTML standard agrees); a UTF-16/32 label on a page without a BOM is wrong in practice."""
+    codec = codecs.lookup(name).name
+    return _CODEC_FOR_LABEL.get(codec, "utf-8" if codec.startswith(("utf-16", "utf-32")) else codec)
+
+
+def declared_language(tree: lxml.html.HtmlElement) -> str | None:
     # Candidates in order of trust, each looked up only when those before it say nothing usable.
     candidates = (
         lambda: [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")],
@@ -345,16 +419,17 @@ def _block_texts(root: lxml.html.HtmlElement) -> list[str]:
 
 
 def guess_language(body: str) -> str | None:
-    """ISO 639-1 code of the text's language by its script or its commonest words; None if unsure."""
-    sample = body[:3000]
-    if not sample:
+    """ISO 639-1 code of the text's language (langid.py's model, via py3langid); None if unsure."""
+    sample = body[:_LANGUAGE_SAMPLE].strip()
+    if len(sample) < _LANGUAGE_MIN_CHARS:
         return None
-    for pattern, lang in _SCRIPT_LANGS:
-        if len(pattern.findall(sample)) > 20:
-            return lang
-    words = [w.lower() for w in _WORD.findall(sample)]
-    if len(words) < 20:
-        return None
-    scores = {lang: sum(1 for w in words if w in stop) for lang, stop in _STOPWORDS.items()}
-    best = max(scores, key=scores.__getitem__)
-    return best if scores[best] >= max(5, len(words) // 20) else None
+    lang, probability = _language_identifier().classify(sample)
+    return str(lang) if probability >= _LANGUAGE_MIN_PROBABILITY else None
+
+
+@functools.cache
+def _language_identifier() -> LanguageIdentifier:
+    # The model ships inside the wheel (no download); loading it takes ~0.2 s, once per process.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

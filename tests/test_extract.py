@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor._types import ExtractedPage
-from monitor.extract import extract_page, html_to_text
+from monitor.extract import decode_html, extract_page, guess_language, html_to_text
 
 PAGES = Path(__file__).parent / "data" / "pages"
 SHARED_CORPUS = Path("/work/shared/corpus")
@@ -144,3 +144,69 @@ def test_corpus_pages_extract_to_their_bodies(tmp_path: Path) -> None:
         scores.append(_shingle_f1(bodies[row["id"]], page.body))
     assert statistics.median(scores) >= 0.97
     assert min(scores) >= 0.9
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Pemerintah kota akan membuka perpustakaan pusat pada hari Minggu mulai bulan depan, kata wali kota.", "id"),
+    ("Городская библиотека будет открыта по воскресеньям, сообщили в администрации города.", "ru"),
+    ("La biblioteca central abrirá los domingos a partir del mes que viene, según el ayuntamiento.", "es"),
+])
+def test_guess_language(text: str, lang: str) -> None:
+    assert guess_language(text) == lang
+
+
+@pytest.mark.parametrize("text", ["", "   ", "OK", "12:30"])
+def test_guess_language_is_none_without_enough_text(text: str) -> None:
+    assert guess_language(text) is None
+
+
+def test_undeclared_legacy_page_decodes_as_windows_1252() -> None:
+    text = "<p>\u201cCaf\u00e9s\u201d \u2013 \u00a330</p>"
+    assert decode_html(text.encode("cp1252"), None) == text
+    assert decode_html(text.encode("utf-8"), None) == text
+    russian = "<p>Городская библиотека</p>"
+    assert decode_html(russian.encode("cp1251"), "windows-1251") == russian   # a declaration wins
+
+
+_PROSE = ("The harbour council approved the new ferry timetable on Tuesday after a debate that lasted "
+          "well into the evening, with members of both groups asking for more night crossings. ")
+
+
+def _page(article: str, outside: str = "") -> bytes:
+    return (f'<html lang="en"><head><title>Council backs new ferry timetable</title>'
+            f'<meta property="og:title" content="Council backs new ferry timetable"></head><body>'
+            f'<nav><a href="/">Home</a> <a href="/news">News</a></nav>{outside}{article}'
+            f'<footer><a href="/about">About us</a></footer></body></html>').encode()
+
+
+def test_headline_links_urls_and_copyright_are_not_the_body() -> None:
+    article = ("<div><h1>Council backs new ferry timetable</h1>"
+               + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(4))
+               + '<p>Read more: <a href="/x">Storm closes the northern ferry route for two days</a></p>'
+               + '<ul><li><a href="/y">Lighthouse keeper retires after forty years</a></li>'
+               + '<li><a href="/z">New cafe opens at the ferry terminal in spring</a></li></ul>'
+               + "<p>https://harbour-times.example/2018/06/12/timetable</p>"
+               + "<p>\u00a9 2018 Harbour Times. All rights reserved.</p></div>")
+    body = extract_page(_page(article), url="https://harbour-times.example/2018/06/12/timetable").body
+    blocks = body.split("\n\n")
+    assert blocks[0].startswith("0. The harbour council") and len(blocks) == 4
+    for furniture in ("Council backs", "Storm closes", "Lighthouse keeper", "New cafe", "https://", "All rights reserved"):
+        assert furniture not in body
+
+
+def test_a_link_inside_a_paragraph_stays() -> None:
+    article = "".join(f'<p>{i}. {_PROSE}See <a href="/t{i}">the timetable of route {i}</a>. {_PROSE}</p>' for i in range(3))
+    body = extract_page(_page(f"<div>{article}</div>"), url="https://harbour-times.example/a").body
+    assert all(f"See the timetable of route {i}." in body for i in range(3))
+
+
+def test_the_one_marked_article_is_extracted_alone() -> None:
+    article = "<article>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</article>"
+    teaser = "<div><p>Sponsored: the island cruise season opens with free tickets for every reader who signs up today.</p></div>"
+    body = extract_page(_page(article, outside=teaser), url="https://harbour-times.example/a").body
+    assert body.startswith("0. The harbour council") and "Sponsored" not in body
+    # An <article> holding a small part of the page's text (a teaser) does not narrow the extraction.
+    small = "<article><p>Also today: the lighthouse keeper retires after forty years on the island.</p></article>"
+    body = extract_page(_page(small, outside="<div>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</div>"),
+                        url="https://harbour-times.example/a").body
+    assert "0. The harbour council" in body
