@@ -239,9 +239,9 @@ def main() -> None:
         single = median if single is None else single
         evaluated = [len(matcher.candidates(Document.from_article(a))) for a in articles]
         results[count] = (median, memory)
-        print(f"{count:>7,} stories: median {median:.3f} ms per article ({median / single:.2f}x the first count); "
-              f"past the prefilter: mean {statistics.mean(evaluated):.1f}; compile {compile_s:.2f} s; "
-              f"stories and matcher take {memory:.0f} MiB", flush=True)
+        print(f"{count:>7,} {'story  ' if count == 1 else 'stories'}: median {median:.3f} ms per article "
+              f"({median / single:.2f}x the first count); past the prefilter: mean {statistics.mean(evaluated):.1f}; "
+              f"compile {compile_s:.2f} s; stories and matcher take {memory:.1f} MiB", flush=True)
         del matcher, stories
     if len(results) > 1 and min(results) == 1 and max(results) >= 100_000:
         top = max(results)

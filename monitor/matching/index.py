@@ -11,6 +11,7 @@ packs the story and the facet's number into one int; per-story figures are array
 """
 from __future__ import annotations
 
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import TypeAlias
 
 from monitor.matching.text import Alias
 
-__all__ = ["StoryIndex"]
+__all__ = ["StoryIndex", "shared_terms"]
 
 # Characters of a prefix alias tested before its whole length is looked up (see StoryIndex.candidates).
 _HEAD = 3
@@ -118,3 +119,23 @@ class StoryIndex:
         found = [s for s, labels in seen.items() if len(labels) == facets[s] and anchored[s] >= needed[s]]
         found += [s for s, n in anchored.items() if facets[s] == 0 and n >= needed[s]]
         return sorted(found + self._unfiltered)
+
+
+# Weights already shared, by value: a derived story's weights are rounded to four decimals, so
+# a hundred thousand stories use at most ten thousand distinct ones. Bounded for odd inputs.
+_WEIGHTS: dict[float, float] = {}
+_MAX_SHARED_WEIGHTS = 1 << 16
+
+
+def shared_terms(terms: Mapping[str, float]) -> dict[str, float]:
+    """`terms` with its words interned and its weights shared with every other story's: the same
+    mapping, in the same order, without one copy of each word and number per story."""
+    out = {}
+    for term, weight in terms.items():
+        shared = _WEIGHTS.get(weight)
+        if shared is None:
+            shared = weight
+            if len(_WEIGHTS) < _MAX_SHARED_WEIGHTS:
+                _WEIGHTS[weight] = weight
+        out[sys.intern(term)] = shared
+    return out

@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.exceptions import ConfigError, PluginError
 from monitor.matching.base import Facet, Name, Reference, RuleSpec, Story
+from monitor.matching.index import shared_terms
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import BUILTIN_RULES
 from monitor.matching.text import parse_alias, tokenize
@@ -363,7 +364,7 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
         bad = next((a for a in anchors if len(tokenize(a)) != 1), None)
         if bad is not None:
             raise _fail(where, "anchors", f"must be single words; {bad!r} is not")
-        fields["anchors"] = tuple(tokenize(a)[0] for a in anchors)
+        fields["anchors"] = tuple(sys.intern(tokenize(a)[0]) for a in anchors)   # shared with `terms`
     if "anchors_needed" in table:
         needed = table["anchors_needed"]
         if isinstance(needed, bool) or not isinstance(needed, int) or not 1 <= needed <= len(fields.get("anchors", ())):
@@ -374,7 +375,7 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
         terms = table["terms"]
         if not isinstance(terms, Mapping):
             raise _fail(where, "terms", "must be a table of term = weight")
-        fields["terms"] = {term: _number(w, where, f"terms.{term}") for term, w in terms.items()}
+        fields["terms"] = shared_terms({term: _number(w, where, f"terms.{term}") for term, w in terms.items()})
         if any(w <= 0 for w in fields["terms"].values()):
             raise _fail(where, "terms", "weights must be positive")
     if "reference" in table:
