@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from monitor._types import Article
 from monitor.matching import Matcher, load_stories
 from monitor.matching.base import Document, Story
+from monitor.matching.index import shared_terms
 from monitor.matching.matcher import _required_query_words
 from monitor.matching.names import derive_names
 from monitor.matching.profile import derive_profile, story_table
@@ -256,3 +257,12 @@ def test_indexed_matcher_decides_as_every_story_scored_alone() -> None:
         matched += sum(r.matched for r in results)
     # The comparison means something: many stories pass, some match, many are skipped.
     assert 0 < matched < passed < len(enabled) * len(articles) / 2
+
+
+def test_shared_terms_are_the_same_mapping_held_once() -> None:
+    first = {"".join(["sum", "mit"]): 1.0, "kim": round(0.123456, 4), "talks": 0.5}
+    second = {"".join(["k", "im"]): round(0.123456, 4), "".join(["sum", "mit"]): 1.0}
+    a, b = shared_terms(first), shared_terms(second)
+    assert list(a.items()) == list(first.items()) and list(b.items()) == list(second.items())
+    keys = {k: k for k in a}
+    assert all(keys[k] is k for k in b) and a["kim"] is b["kim"]
