@@ -1,9 +1,9 @@
 """Run every enabled story's rules on an article and combine them into a calibrated score.
 
-A cheap prefilter comes first, in the manner of Lucene's Monitor: every story with facets is
-indexed by the tokens its facets need, and only stories whose every facet has at least one
-token in the article are evaluated. With a thousand stories, most are never looked at, and
-the facet rules of those that are share one per-document table of where each alias occurs.
+A cheap prefilter comes first, in the manner of Lucene's Monitor: every story is indexed
+(monitor.matching.index) by the words its facets, required query or anchors need, and only the
+stories an article holds enough of those words for are evaluated. Most stories are never looked
+at, and the facet rules of those that are share one per-document table of where each alias occurs.
 
 Names a story learned from confident matches (monitor.matching.evolve) add a small, capped
 amount to the logit; they are not facets, so they never make an article a candidate.
