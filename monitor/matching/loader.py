@@ -170,6 +170,7 @@ def load_stories(story_tables: Sequence[Mapping[str, Any]], *, plugin_dirs: Sequ
     """The configured stories: plugin stories selected by id (with overrides) or inline ones."""
     registry = discover(plugin_dirs)
     stories: list[Story] = []
+    configured: set[str] = set()
     for position, table in enumerate(story_tables):
         if not isinstance(table, Mapping):
             raise ConfigError(f"stories[{position}] must be a table")
@@ -185,8 +186,9 @@ def load_stories(story_tables: Sequence[Mapping[str, Any]], *, plugin_dirs: Sequ
             story = _override(shipped, table, base_dir)
         else:
             story = parse_story(table, origin="config", base_dir=base_dir, rule_names=set(registry.rules))
-        if any(s.id == story.id for s in stories):
+        if story.id in configured:   # a set: a check per story, not a scan of the stories so far
             raise ConfigError(f"story {story.id!r} is configured twice")
+        configured.add(story.id)
         story = _resolve_rules(story, registry)
         stories.append(story)
     return stories
