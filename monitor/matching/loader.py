@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.exceptions import ConfigError, PluginError
 from monitor.matching.base import Facet, Name, Reference, RuleFactory, RuleSpec, Story
+from monitor.matching.index import shared_terms
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import BUILTIN_RULES
 from monitor.matching.text import parse_alias, tokenize
@@ -180,6 +181,7 @@ def load_stories(story_tables: Sequence[Mapping[str, Any]], *, plugin_dirs: Sequ
     """The configured stories: plugin stories selected by id (with overrides) or inline ones."""
     registry = discover(plugin_dirs)
     stories: list[Story] = []
+    configured: set[str] = set()
     for position, table in enumerate(story_tables):
         if not isinstance(table, Mapping):
             raise ConfigError(f"stories[{position}] must be a table")
@@ -195,8 +197,9 @@ def load_stories(story_tables: Sequence[Mapping[str, Any]], *, plugin_dirs: Sequ
             story = _override(shipped, table, base_dir)
         else:
             story = parse_story(table, origin="config", base_dir=base_dir, rule_names=set(registry.rules))
-        if any(s.id == story.id for s in stories):
+        if story.id in configured:   # a set: a check per story, not a scan of the stories so far
             raise StoryError(f"story {story.id!r} is configured twice", story.id, "id")
+        configured.add(story.id)
         story = _resolve_rules(story, registry)
         stories.append(story)
     return stories
@@ -378,7 +381,7 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
         bad = next((a for a in anchors if len(tokenize(a)) != 1), None)
         if bad is not None:
             raise _fail(where, "anchors", f"must be single words; {bad!r} is not")
-        fields["anchors"] = tuple(tokenize(a)[0] for a in anchors)
+        fields["anchors"] = tuple(sys.intern(tokenize(a)[0]) for a in anchors)   # shared with `terms`
     if "anchors_needed" in table:
         needed = table["anchors_needed"]
         if isinstance(needed, bool) or not isinstance(needed, int) or not 1 <= needed <= len(fields.get("anchors", ())):
@@ -389,7 +392,7 @@ def parse_story(table: Mapping[str, Any], *, origin: str = "config", base_dir: P
         terms = table["terms"]
         if not isinstance(terms, Mapping):
             raise _fail(where, "terms", "must be a table of term = weight")
-        fields["terms"] = {term: _number(w, where, f"terms.{term}") for term, w in terms.items()}
+        fields["terms"] = shared_terms({term: _number(w, where, f"terms.{term}") for term, w in terms.items()})
         if any(w <= 0 for w in fields["terms"].values()):
             raise _fail(where, "terms", "weights must be positive")
     if "reference" in table:

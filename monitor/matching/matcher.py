@@ -1,9 +1,9 @@
 """Run every enabled story's rules on an article and combine them into a calibrated score.
 
-A cheap prefilter comes first, in the manner of Lucene's Monitor: every story with facets is
-indexed by the tokens its facets need, and only stories whose every facet has at least one
-token in the article are evaluated. With a thousand stories, most are never looked at, and
-the facet rules of those that are share one per-document table of where each alias occurs.
+A cheap prefilter comes first, in the manner of Lucene's Monitor: every story is indexed
+(monitor.matching.index) by the words its facets, required query or anchors need, and only the
+stories an article holds enough of those words for are evaluated. Most stories are never looked
+at, and the facet rules of those that are share one per-document table of where each alias occurs.
 
 Names a story learned from confident matches (monitor.matching.evolve) add a small, capped
 amount to the logit; they are not facets, so they never make an article a candidate.
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor._types import Article, MatchResult
 from monitor.matching.base import Document, Rule, RuleResult, Story
 from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
+from monitor.matching.index import StoryIndex
 from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
 from monitor.matching.rules import FacetIndex
@@ -28,8 +28,6 @@ __all__ = ["Matcher", "NEAR_MISS_MARGIN"]
 
 log = logging.getLogger("monitor.matching")
 
-# Characters of a prefix alias tested before its whole length is looked up (see Matcher.candidates).
-_HEAD = 3
 # A decision this close under the threshold, in logit units, is kept as a near miss ("why not").
 NEAR_MISS_MARGIN = 2.0
 
@@ -78,26 +76,18 @@ class Matcher:
         self.background = background
         self.rule_errors = 0
         self._stories: list[_CompiledStory] = []
-        self._unfiltered: list[int] = []
-        # token -> [(story index, facet label)]; prefix aliases are looked up by their length.
-        self._exact: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        self._prefix: dict[int, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
-        self._facet_counts: list[int] = []
-        # anchor word -> [story index]; a story with anchors needs `anchors_needed` of them.
-        self._anchors: dict[str, list[int]] = defaultdict(list)
-        self._anchors_needed: dict[int, int] = {}
+        self._index = StoryIndex()
         for story in stories:
             if not story.enabled:
                 continue
             rules = []
             for spec in story.rules:
-                factory = spec.factory
+                factory: Callable[..., Rule] | None = spec.factory
                 if factory is None:   # a Story built by hand rather than by load_stories
                     registry = registry or discover()
                     factory = registry.rules[spec.name][0]
                 rules.append((factory(story, spec.params), spec.weight, spec.required))
             facets = FacetIndex(story) if story.facets else None
-            index = len(self._stories)
             self._stories.append(_CompiledStory(story, rules, facets))
             # What a candidate must hold: a word of each facet, and of the required query when
             # the story has no facets (its words, one of which any match contains).
@@ -105,29 +95,7 @@ class Matcher:
             query_words = None if facets is not None else _required_query_words(rules)
             if query_words:
                 needs = {_QUERY_LABEL: query_words}
-            self._facet_counts.append(len(needs))
-            if story.anchors:
-                self._anchors_needed[index] = story.anchors_needed
-                for anchor in dict.fromkeys(story.anchors):
-                    self._anchors[anchor].append(index)
-            if not needs and not story.anchors:
-                self._unfiltered.append(index)
-            for label, aliases in needs.items():
-                for alias in aliases:
-                    if alias.prefix and len(alias.tokens) == 1:
-                        self._prefix[len(alias.first)][alias.first].append((index, label))
-                    else:
-                        self._exact[alias.first].append((index, label))
-        # Sets, so that a document's vocabulary is intersected from the smaller side.
-        self._exact_tokens = frozenset(self._exact)
-        self._anchor_tokens = frozenset(self._anchors)
-        # The first characters of the prefix aliases: one cheap test per vocabulary token selects the
-        # few tokens worth a lookup per prefix length.
-        heads: dict[int, set[str]] = defaultdict(set)
-        for table in self._prefix.values():
-            for prefix in table:
-                heads[min(len(prefix), _HEAD)].add(prefix[:_HEAD])
-        self._heads = {n: frozenset(h) for n, h in heads.items()}
+            self._index.add(needs, story.anchors, story.anchors_needed)
 
     @property
     def stories(self) -> list[Story]:
@@ -136,24 +104,7 @@ class Matcher:
     def candidates(self, doc: Document) -> list[int]:
         """Indexes of the stories that might match: every facet has a token in the document, and
         it holds as many of the story's anchors as the story needs."""
-        seen: dict[int, set[str]] = defaultdict(set)
-        for token in doc.vocabulary & self._exact_tokens:
-            for index, label in self._exact[token]:
-                seen[index].add(label)
-        if self._heads:
-            prefixed = {token for n, heads in self._heads.items() for token in doc.vocabulary if token[:n] in heads}
-            for token in prefixed:
-                for length, table in self._prefix.items():
-                    for index, label in table.get(token[:length], ()):
-                        seen[index].add(label)
-        anchored: dict[int, int] = defaultdict(int)
-        for token in doc.vocabulary & self._anchor_tokens:
-            for index in self._anchors[token]:
-                anchored[index] += 1
-        found = [i for i, labels in seen.items() if len(labels) == self._facet_counts[i]
-                 and anchored.get(i, 0) >= self._anchors_needed.get(i, 0)]
-        found += [i for i, n in anchored.items() if n >= self._anchors_needed[i] and self._facet_counts[i] == 0]
-        return sorted(found + self._unfiltered)
+        return self._index.candidates(doc.vocabulary)
 
     def match(self, article: Article) -> list[MatchResult]:
         """One result per story evaluated; stories the prefilter rules out are skipped."""

@@ -243,7 +243,7 @@ class ReferenceRule:
         _no_unknown(params, {"full_at", "lang", "names_scale"})
         if not story.terms:
             raise ValueError("the story has no weighted terms (set `terms` or a reference path)")
-        self.terms = dict(story.terms)
+        self.terms = story.terms   # shared, not copied: a hundred thousand stories hold theirs once
         self.norm = math.sqrt(sum(w * w for w in self.terms.values()))
         self.full_at = _number(params, "full_at", 0.3, 0.01, 1.0)
         lang = params.get("lang")
