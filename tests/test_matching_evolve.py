@@ -151,3 +151,14 @@ def test_a_name_other_articles_use_too_is_the_setting_and_is_not_learned(db_url:
         evolved, changed = rebuild(store, story)
     # Three of the six articles naming the hotel are the story's: it marks the place, not the story.
     assert changed and evolved.learned == ("Kim Yo Jong",)
+
+
+def test_versions_of_more_stories_than_sqlite_takes_parameters_are_read(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    """A platform's 70,000 stories: their versions are read in bounded batches, not one IN list of more
+    parameters than PostgreSQL (65,535) takes."""
+    many = [replace(story, id=f"{story.id}-{i}") for i in range(70_000)]
+    with Store.open(db_url, create=True) as store:
+        recorded = current_stories(store, many[:3])
+        read_back = current_stories(store, many, record=False)
+    assert [s.id for s in read_back] == [s.id for s in many]
+    assert [s.version for s in read_back[:3]] == [s.version for s in recorded] and recorded[0].version

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, func, or_, select
 
 from monitor._types import JUDGMENT_LABELS, Article, JudgmentLabel
 from monitor.db import models as m
+from monitor.db.base import chunks
 from monitor.db.store import Store
 from monitor.matching.base import Story
 from monitor.matching.evolve import with_learned
@@ -101,9 +102,10 @@ def _apply(story: Story, version: StoryVersion) -> Story:
 def _latest(conn: Any, story_ids: Sequence[str]) -> dict[str, list[StoryVersion]]:
     """story id -> its versions, newest first."""
     found: dict[str, list[StoryVersion]] = {}
-    stmt = select(m.StoryVersion).where(m.StoryVersion.story_id.in_(list(story_ids))).order_by(m.StoryVersion.id.desc())
-    for row in conn.execute(stmt):
-        found.setdefault(row.story_id, []).append(StoryVersion.of(row))
+    for chunk in chunks(story_ids):   # a bounded IN list: SQLite allows 32,766 parameters, a platform has more stories
+        stmt = select(m.StoryVersion).where(m.StoryVersion.story_id.in_(chunk)).order_by(m.StoryVersion.id.desc())
+        for row in conn.execute(stmt):
+            found.setdefault(row.story_id, []).append(StoryVersion.of(row))
     return found
 
 
