@@ -415,15 +415,10 @@ def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
 
 @contextmanager
 def _open_store(settings: Settings, *, create: bool = True) -> Iterator[Any]:
-    from monitor.db.store import Store
+    from monitor.runtime import open_store
 
-    store = Store.open(settings.database_url, create=create)
-    try:
-        if settings.feeds:
-            store.sync_feeds([(f.url, f.title, int(f.interval) if f.interval else None) for f in settings.feeds])
+    with open_store(settings, create=create) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _story(settings: Settings, story_id: str) -> Any:
@@ -457,20 +452,20 @@ def _iso(dt: datetime | None) -> str | None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon, run_once
+    from monitor.runtime import Runtime
 
     if args.fail_on_errors and not args.once:
         raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
-    stories = configured_stories(settings)
-    with _open_store(settings) as store:
+    with Runtime.open(settings) as runtime:
         if args.once:
-            summary = run_once(settings, store, stories)
+            summary = run_once(runtime)
             print(summary.line(), file=sys.stderr)
             if args.fail_on_errors and summary.feeds_failed:
                 print(f"monitor: {plural(summary.feeds_failed, 'feed')} of {summary.feeds} failed "
                       f"(--fail-on-errors): see `monitor feeds list`", file=sys.stderr)
                 return FEED_ERRORS_EXIT
             return 0
-        return run_daemon(settings, store, stories)
+        return run_daemon(runtime)
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -916,6 +911,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import stop_on_signals
     from monitor.ingest import IngestReport, ingest_urls, ingest_warcs, sitemap_urls
+    from monitor.runtime import Runtime
 
     stories = [s for s in configured_stories(settings) if s.enabled]
     if args.story:
@@ -945,20 +941,20 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         print(f"\r{report.progress()}\033[K", end="", file=sys.stderr, flush=True)
 
     stop = threading.Event()
-    with _open_store(settings) as store, stop_on_signals(stop):
+    with Runtime.open(settings, stories=stories) as runtime, stop_on_signals(stop):
         progress = show if tty else None
         if args.what == "warc":
-            report = ingest_warcs(settings, store, stories, args.files, since=since, until=until, stop=stop,
+            report = ingest_warcs(runtime, args.files, since=since, until=until, stop=stop,
                                   progress=progress)
         elif args.what == "sitemap":
             report = IngestReport(kind="urls")
             urls = sitemap_urls(settings, args.url, report, since=since, until=until)
-            report = ingest_urls(settings, store, stories, urls, origin=f"sitemap:{args.url}", report=report,
+            report = ingest_urls(runtime, urls, origin=f"sitemap:{args.url}", report=report,
                                  stop=stop, progress=progress)
         else:
             name = "stdin" if args.file == "-" else Path(args.file).name
             try:
-                report = ingest_urls(settings, store, stories, lines, origin=f"urls:{name}", stop=stop,
+                report = ingest_urls(runtime, lines, origin=f"urls:{name}", stop=stop,
                                      progress=progress)
             finally:
                 if lines is not sys.stdin:
