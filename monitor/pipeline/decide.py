@@ -1,12 +1,13 @@
-"""The pass's pure decisions, as frozen values the pass then writes: in which order a feed's new
-entries are taken (`newest_first`), what article an entry and its page make (`build_article`),
-and what a feed check leaves in the database (`decide_feed`). Nothing here reads or writes the
-database or the network.
+"""The pass's pure decisions, as frozen values the pass then writes: which of a feed's new entries
+need their page, in which order (`choose_entries`, `newest_first`), what article an entry and its
+page make (`build_article`), and what a feed check leaves in the database (`decide_feed`).
+Nothing here reads or writes the database or the network.
 """
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -19,11 +20,70 @@ from monitor.fetch import cache_max_age
 from monitor.pipeline.fetching import FeedCheck
 from monitor.schedule import CheckOutcome, PollState, next_check
 
+log = logging.getLogger("monitor.pipeline")
+
 
 def newest_first(entries: Sequence[FeedEntry]) -> list[FeedEntry]:
     """`entries` by publication time, newest first; undated ones after, in the feed's order
     (feeds list their newest first). Ties keep the feed's order, so the same feed gives the same order."""
     return sorted(entries, key=lambda e: (e.published is None, -e.published.timestamp() if e.published else 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A new entry whose page the pass will have, and everything needed to store it."""
+
+    feed: FeedState
+    feed_title: str
+    entry: FeedEntry
+    url: str                 # canonical
+    link: str                # as given by the feed
+    failed_before: bool = False   # earlier passes recorded failed fetches of the page
+    external: bool = False        # handed over by another aggregator: no later pass will retry it
+    page: FetchResult | None = None   # the page, fetched already (a web archive's record)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryChoice:
+    """What a feed check's new entries come to (see `choose_entries`)."""
+
+    candidates: tuple[Candidate, ...]                # their pages to have, in this order
+    settled: tuple[tuple[str, str | None], ...]      # (entry key, canonical URL): recorded as seen, no page
+    deferred: int                                    # over the bound: left unrecorded, new again next check
+
+
+def choose_entries(check: FeedCheck, entries: Sequence[FeedEntry], urls: Mapping[str, str], *,
+                   known: Set[str], attempts: Mapping[str, int], in_pass: Set[str], max_attempts: int,
+                   bound: int) -> EntryChoice:
+    """Which of a check's new `entries` (in the order to take them; `urls`: their canonical links
+    by entry key) need their page. Not those without a usable link, those whose article is stored
+    (`known`) or on its way in this pass (`in_pass`), nor those given up on earlier passes
+    (`attempts`); of the rest, at most `bound` (0: every one)."""
+    feed, parsed = check.feed, check.parsed
+    pages = check.pages or {}
+    # An archive is no outlet: its pages name their own (else their host stands for it).
+    title = feed.title or (parsed.title if parsed else "") or ("" if pages else urlsplit(feed.url).hostname or feed.url)
+    settled: list[tuple[str, str | None]] = []
+    cands: list[Candidate] = []
+    taken: set[str] = set()
+    deferred = 0
+    for e in entries:
+        url = urls.get(e.key)
+        page = pages.get(e.key)
+        if url is None:
+            log.info("%s: entry %r has no usable link; recorded, not stored", feed.url, e.title or e.key)
+            settled.append((e.key, None))
+        elif url in known or url in in_pass or url in taken:
+            settled.append((e.key, url))     # the same article, seen through another feed
+        elif attempts.get(url, 0) >= max_attempts and page is None:
+            settled.append((e.key, url))     # given up on earlier passes
+        elif 0 < bound <= len(cands):
+            deferred += 1                    # unrecorded, so the next check sees it as new again
+        else:
+            taken.add(url)
+            cands.append(Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
+                                   external=check.external, page=page))
+    return EntryChoice(tuple(cands), tuple(settled), deferred)
 
 
 def build_article(entry: FeedEntry, *, feed_url: str, feed_title: str, url: str, fetched: FetchResult | None,

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
@@ -34,14 +35,22 @@ class ExtractionPool:
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0
         self._ended_on_purpose: set[int] = set()
+        # The current pool's unfinished tasks, whichever pass they are of, in the order submitted,
+        # with when each was first seen running.
+        self._started: dict[Future[ExtractedPage], float | None] = {}
 
     def submit(self, fetched: FetchResult) -> tuple[Future[ExtractedPage], int]:
         """Extract `fetched` in a worker: the future of its page, and the generation of the pool it went to."""
         from monitor.extract import extract_page  # lxml: not needed by a pass that stores nothing
 
         def submit(pool: ProcessPoolExecutor) -> Future[ExtractedPage]:
-            return pool.submit(extract_page, fetched.body, url=fetched.final_url, encoding=charset(fetched),
-                               max_bytes=self.max_page_bytes)
+            fut = pool.submit(extract_page, fetched.body, url=fetched.final_url, encoding=charset(fetched),
+                              max_bytes=self.max_page_bytes)
+            with self._lock:
+                if pool is self._pool:
+                    self._started[fut] = None
+            fut.add_done_callback(self._forget)
+            return fut
 
         pool, generation = self._current()
         try:
@@ -58,6 +67,31 @@ class ExtractionPool:
         it was replaced already; the next submit starts a new one."""
         self._end(generation, on_purpose=True)
 
+    def overdue(self, limit: float) -> list[Future[ExtractedPage]]:
+        """The tasks running for more than `limit` seconds, the longest-running first.
+
+        The pool marks a task running when it queues it for a worker, one task ahead of the
+        workers, and hands tasks out in order: only the earliest unfinished ones can be running,
+        and only the earliest `workers` of those can be the stuck ones. That order is the pool's,
+        across every pass using it, so it is kept here.
+        """
+        now = time.monotonic()
+        found: list[tuple[float, Future[ExtractedPage]]] = []
+        with self._lock:
+            looked_at = 0
+            for fut, since in self._started.items():
+                if fut.done():
+                    continue
+                if since is None and fut.running():
+                    since = self._started[fut] = now
+                if since is not None and now - since > limit:
+                    found.append((since, fut))
+                looked_at += 1
+                if looked_at > self.workers + 1:
+                    break
+        found.sort(key=lambda pair: pair[0])
+        return [fut for _since, fut in found[:self.workers]]
+
     def ended_on_purpose(self, generation: int) -> bool:
         """Whether the pool of `generation` was ended by `replace` (not by a worker dying)."""
         with self._lock:
@@ -72,8 +106,13 @@ class ExtractionPool:
         """End the workers now."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._started.clear()
         if pool is not None:
             _terminate(pool)
+
+    def _forget(self, fut: Future[ExtractedPage]) -> None:
+        with self._lock:
+            self._started.pop(fut, None)
 
     def _current(self) -> tuple[ProcessPoolExecutor, int]:
         """The pool, started on first use (also for one worker: a process stuck on a
@@ -98,6 +137,7 @@ class ExtractionPool:
             if self._pool is None or generation != self._generation:
                 return          # ended already (by another pass)
             pool, self._pool = self._pool, None
+            self._started.clear()
             if on_purpose:
                 self._ended_on_purpose.add(generation)
         _terminate(pool)

@@ -21,13 +21,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from monitor._types import Article, ExtractedPage, FeedEntry, FeedState, FetchResult, MatchResult
+from monitor._types import Article, ExtractedPage, FeedState, FetchResult, MatchResult
 from monitor.db.store import ArticleWrite
 from monitor.db.story_state import record_learning
 from monitor.exceptions import FetchError
-from monitor.pipeline.decide import FeedDecision, build_article, decide_feed, newest_first
+from monitor.pipeline.decide import Candidate, FeedDecision, build_article, choose_entries, decide_feed, newest_first
 from monitor.pipeline.fetching import HTML_TYPES, FeedCheck, PageQueue, fetch_page
 from monitor.pipeline.leases import Leases
 from monitor.pipeline.summary import PassSummary, Ticker
@@ -57,27 +56,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    """A new entry whose page we will fetch, and everything needed to store it."""
-
-    feed: FeedState
-    feed_title: str
-    entry: FeedEntry
-    url: str                 # canonical
-    link: str                # as given by the feed
-    failed_before: bool = False   # earlier passes recorded failed fetches of the page
-    external: bool = False        # handed over by another aggregator: no later pass will retry it
-    page: FetchResult | None = None   # the page, fetched already (a web archive's record)
-
-
 @dataclass
 class _Extraction:
     """A page handed to the extraction pool; its time limit runs from when a worker takes it."""
 
-    cand: _Candidate
+    cand: Candidate
     fetched: FetchResult
-    since: float | None = None    # monotonic time it was first seen running
     lost: int = 0                 # times a dying worker took it down (it is tried again once)
     generation: int = 0           # the extraction pool it went to
 
@@ -86,7 +70,7 @@ class _Extraction:
 class _Ready:
     """An article built and matched, waiting for the next batch write."""
 
-    cand: _Candidate
+    cand: Candidate
     article: Article
     results: list[MatchResult]
     clear_failure: bool
@@ -168,7 +152,7 @@ class Pass:
         self._progress: dict[int, _FeedProgress] = {}
         self._in_pass: set[str] = set()                  # canonical URLs being fetched this pass
         self._max_attempts = max(1, self.settings.fetch.page_retries)
-        self._to_fetch: PageQueue[_Candidate] = PageQueue(max(1, self.settings.fetch.per_host))
+        self._to_fetch: PageQueue[Candidate] = PageQueue(max(1, self.settings.fetch.per_host))
         self._ready: list[_Ready] = []
         self._ready_since: float | None = None
         self._ticker: Ticker | None = None
@@ -264,56 +248,34 @@ class Pass:
         if fp.pending == 0:
             self._finish_feed(fp)
 
-    def _new_candidates(self, fp: _FeedProgress) -> list[_Candidate]:
-        """The entries of a fetched feed that need their page fetched; records the rest."""
-        check, summary = fp.check, self.summary
+    def _new_candidates(self, fp: _FeedProgress) -> list[Candidate]:
+        """The entries of a fetched feed that need their page; records the rest as seen."""
+        check, summary, store = fp.check, self.summary, self.store
         feed, parsed = check.feed, check.parsed
-        if parsed is None or check.error is not None:
-            return []
-        if parsed.is_html:
+        if parsed is None or check.error is not None or parsed.is_html:
             return []
         now = utcnow()
-        keys = [e.key for e in parsed.entries]
-        unseen = self.store.unseen_entry_keys(feed.id, keys)
+        unseen = store.unseen_entry_keys(feed.id, [e.key for e in parsed.entries])
         entries = [e for e in parsed.entries if e.key in unseen]
         # a feed that lists the same entry twice is one entry
         entries = newest_first(list({e.key: e for e in reversed(entries)}.values())[::-1])
-        # Entries handed over by an aggregator are not offered again: those are all taken.
-        bound = self.settings.fetch.max_new_entries if not check.external else 0
         summary.new_entries += len(entries)
-        by_url = {e.key: canonicalize(e.link) for e in entries if e.link}
-        known = self.store.known_article_urls(set(by_url.values()))
-        attempts = self.store.page_failure_attempts(list(set(by_url.values()) - known))
-        settled: list[tuple[str, str | None]] = []
-        cands: list[_Candidate] = []
-        fp.new_entries = len(entries)
-        pages = check.pages or {}
-        # An archive is no outlet: its pages name their own (else their host stands for it).
-        title = feed.title or parsed.title or ("" if pages else urlsplit(feed.url).hostname or feed.url)
-        for e in entries:
-            url = by_url.get(e.key)
-            page = pages.get(e.key)
-            if url is None:
-                log.info("%s: entry %r has no usable link; recorded, not stored", feed.url, e.title or e.key)
-                settled.append((e.key, None))
-            elif url in known or url in self._in_pass:
-                settled.append((e.key, url))     # the same article, seen through another feed
-            elif attempts.get(url, 0) >= self._max_attempts and page is None:
-                settled.append((e.key, url))     # given up on earlier passes
-            elif 0 < bound <= len(cands):
-                # Left unrecorded, so the next check sees it as new again (and takes it then).
-                fp.deferred += 1
-            else:
-                self._in_pass.add(url)
-                cands.append(_Candidate(feed, title, e, url, e.link or url, failed_before=url in attempts,
-                                        external=check.external, page=page))
-        if settled:
-            self.store.record_entries(feed.id, settled, now)
+        urls = {e.key: canonicalize(e.link) for e in entries if e.link}
+        known = store.known_article_urls(set(urls.values()))
+        choice = choose_entries(check, entries, urls, known=known,
+                                attempts=store.page_failure_attempts(list(set(urls.values()) - known)),
+                                in_pass=self._in_pass, max_attempts=self._max_attempts,
+                                # Entries handed over by an aggregator are not offered again: those are all taken.
+                                bound=self.settings.fetch.max_new_entries if not check.external else 0)
+        self._in_pass.update(cand.url for cand in choice.candidates)
+        fp.new_entries, fp.deferred = len(entries), choice.deferred
+        if choice.settled:
+            store.record_entries(feed.id, list(choice.settled), now)
         if fp.deferred:
             summary.entries_deferred += fp.deferred
             log.info("%s: %d new entries, %d taken this pass (fetch.max_new_entries), %d left for the next",
-                     feed.url, len(entries), len(cands), fp.deferred)
-        return cands
+                     feed.url, len(entries), len(choice.candidates), fp.deferred)
+        return list(choice.candidates)
 
     def _finish_feed(self, fp: _FeedProgress) -> None:
         """Record the outcome of a feed check (and so schedule the next one)."""
@@ -347,7 +309,7 @@ class Pass:
 
     # -- pages -----------------------------------------------------------------------------
 
-    def _page_fetched(self, fut: Future[FetchResult], cand: _Candidate) -> None:
+    def _page_fetched(self, fut: Future[FetchResult], cand: Candidate) -> None:
         try:
             fetched = fut.result()
         except FetchError as e:
@@ -355,7 +317,7 @@ class Pass:
             return
         self._page_arrived(cand, fetched)
 
-    def _page_arrived(self, cand: _Candidate, fetched: FetchResult) -> None:
+    def _page_arrived(self, cand: Candidate, fetched: FetchResult) -> None:
         """A page is here (fetched now, or read from an archive): on to extraction if it is HTML."""
         if fetched.content_type not in HTML_TYPES:
             self._page_failed(cand, f"not an HTML page ({fetched.content_type})", permanent=True)
@@ -373,11 +335,10 @@ class Pass:
             if isinstance(e, CancelledError | BrokenProcessPool) and \
                     self.pipeline.extraction.ended_on_purpose(job.generation):
                 # Another pass ended the pool this page was in (a page of its own was stuck).
-                job.since = None
                 self._submit_extraction(job)
                 return
             if isinstance(e, BrokenProcessPool) and job.lost == 0:   # a worker died (killed, out of memory)
-                job.lost, job.since = 1, None
+                job.lost = 1
                 self._submit_extraction(job)
                 return
             # A dead worker must not stop the pass.
@@ -394,27 +355,11 @@ class Pass:
         limit = float(self.settings.extract.timeout)
         if limit <= 0:
             return
-        tasks, workers = self._tasks, self.pipeline.extraction.workers
-        now = time.monotonic()
-        overdue: list[Future[Any]] = []
-        # The pool marks a task running when it queues it for a worker, one task ahead of the
-        # workers, and hands tasks out in order: only the earliest unfinished ones can be running.
-        looked_at = 0
-        for fut, job in tasks.extractions.items():
-            if fut.done():
-                continue
-            if job.since is None and fut.running():
-                job.since = now
-            if job.since is not None and now - job.since > limit:
-                overdue.append(fut)
-            looked_at += 1
-            if looked_at > workers + 1:
-                break
+        tasks = self._tasks
+        # Which tasks are stuck is the pool's call, as it hands out the tasks of every pass in turn.
+        overdue = [fut for fut in self.pipeline.extraction.overdue(limit) if fut in tasks.extractions]
         if not overdue:
             return
-        # Tasks are taken in order, so only the earliest `workers` can be the stuck ones.
-        overdue.sort(key=lambda f: tasks.extractions[f].since or 0.0)
-        del overdue[workers:]
         stuck = max(tasks.extractions[fut].generation for fut in overdue)
         for fut in overdue:
             job = tasks.pop(fut)[1]
@@ -428,10 +373,9 @@ class Pass:
             tasks.pop(fut)
         self.pipeline.extraction.replace(stuck)
         for _fut, job in waiting:
-            job.since = None
             self._submit_extraction(job)
 
-    def _page_failed(self, cand: _Candidate, reason: str, *, permanent: bool) -> None:
+    def _page_failed(self, cand: Candidate, reason: str, *, permanent: bool) -> None:
         """A page could not be had: fall back to the feed's own text, retry later, or give up."""
         from monitor.extract import html_to_text
 
@@ -447,7 +391,7 @@ class Pass:
         else:
             self._release(cand, retry=True)
 
-    def _store_candidate(self, cand: _Candidate, *, fetched: FetchResult | None, page: ExtractedPage | None,
+    def _store_candidate(self, cand: Candidate, *, fetched: FetchResult | None, page: ExtractedPage | None,
                          gave_up: bool = False) -> None:
         """Build the article and match it against every story; the next batch stores both."""
         entry = cand.entry
@@ -514,7 +458,7 @@ class Pass:
             log.exception("matching failed for %s; stored without matches", article.url)
             return []
 
-    def _release(self, cand: _Candidate, *, retry: bool) -> None:
+    def _release(self, cand: Candidate, *, retry: bool) -> None:
         fp = self._progress.get(cand.feed.id)
         if fp is None:
             return
@@ -527,7 +471,7 @@ class Pass:
 def _describe(ctx: Any) -> str:
     if isinstance(ctx, FeedState):
         return ctx.url
-    if isinstance(ctx, _Candidate):
+    if isinstance(ctx, Candidate):
         return ctx.link
     if isinstance(ctx, _Extraction):
         return ctx.cand.link
