@@ -79,8 +79,8 @@ def backfill(store: Any, story: Story, *, since: datetime | None = None, until: 
         story_state.forget_sightings(store, story.id, pending_remove)
         for article_id, article, result in pending_learn:
             sightings += story_state.record_learning(store, article_id, article, [result], [story], at=at)
-        pending_add.clear(), pending_update.clear(), pending_remove.clear(), pending_learn.clear()
-        pending_decided.clear()
+        for pending in (pending_add, pending_update, pending_remove, pending_learn, pending_decided):
+            pending.clear()
 
     for row in store.iter_articles(batch=batch):
         when = row.published or row.fetched_at

@@ -11,16 +11,24 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import Settings
+from monitor.db.leases import Claim
+from monitor.db.store import Store
 from monitor.exceptions import MonitorError
-from monitor.pipeline import PassSummary, Pipeline
+from monitor.matching import Story
+from monitor.pipeline import PassSummary
+from monitor.runtime import Runtime
 from monitor.wording import plural
+
+if TYPE_CHECKING:
+    from monitor.db.retention import Pruner
+    from monitor.report import Format
 
 log = logging.getLogger("monitor.daemon")
 
@@ -46,20 +54,19 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSummary:
+def run_once(runtime: Runtime) -> PassSummary:
     """One pass over every enabled feed, whatever its schedule; then the alerts and digests due.
 
     On PostgreSQL, which daemons may share, the pass leases its feeds like a daemon (every
     enabled feed, due or not) and leaves those another holder has leased to that holder.
     """
+    settings, store, stories = runtime.settings, runtime.store, runtime.stories
     if settings.alerts or settings.digests:    # else nothing to check or register (nor to import)
-        from monitor.alerts import prepare_delivery
-
-        prepare_delivery(settings, store, stories, datetime.now(UTC))
+        runtime.prepare_delivery()
     feeds = [f for f in store.list_feeds() if f.enabled]
     if not feeds:
         log.warning("no enabled feeds: add some under [[feeds]] in the config or with `monitor feeds add URL`")
-    claims: Sequence[Any] = ()
+    claims: Sequence[Claim] = ()
     held_elsewhere = 0
     if store.dialect_name == "postgresql" and feeds:
         from monitor.db.leases import claim_due_feeds, new_owner
@@ -73,24 +80,15 @@ def run_once(settings: Settings, store: Any, stories: Sequence[Any]) -> PassSumm
                      plural(held_elsewhere, "feed is", "feeds are"))
     log.info("one pass over %s, %s", plural(len(feeds), "feed"), plural(sum(1 for s in stories if s.enabled), "story"))
     stop = threading.Event()
-    with stop_on_signals(stop), Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
+    with stop_on_signals(stop), runtime.pipeline(progress=log.info) as pipeline:
         summary = pipeline.run_pass(feeds, stop=stop, claims=claims)
     summary.feeds_leased_elsewhere = held_elsewhere
     if not summary.stopped:
-        deliver(settings, store, stories)
+        runtime.deliver()
     return summary
 
 
-def matcher_for(store: Any, stories: Sequence[Any]) -> Any:
-    """The stories as their current model versions in this database say (monitor.db.story_models).
-
-    Built on first use: compiling the stories is wasted on a pass that finds nothing new."""
-    from monitor.db.story_models import build_matcher
-
-    return LazyMatcher(lambda: build_matcher(store, stories))
-
-
-def rebuild_due_stories(settings: Settings, store: Any, stories: Sequence[Any], owner: str, now: datetime) -> None:
+def rebuild_due_stories(settings: Settings, store: Store, stories: Sequence[Story], owner: str, now: datetime) -> None:
     """Once per `schedule.rebuild_stories` across every daemon: new story versions from the names
     learned and the judgments made since. A failure is logged; the daemon goes on."""
     period = float(settings.schedule.rebuild_stories)
@@ -114,60 +112,12 @@ def rebuild_due_stories(settings: Settings, store: Any, stories: Sequence[Any], 
                      len(rebuilt.learned), len(rebuilt.judged))
 
 
-class LazyMatcher:
-    """A Matcher made by `build` when first used; until then it has counted no rule errors."""
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._build: Callable[[], Any] | None = build
-        self._matcher: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def rule_errors(self) -> int:
-        return 0 if self._matcher is None else self._matcher.rule_errors
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for what the Matcher has (match, stories, explain, ...).
-        if name.startswith("__") or name in ("_build", "_matcher", "_lock"):
-            raise AttributeError(name)
-        return getattr(self._built(), name)
-
-    def _built(self) -> Any:
-        with self._lock:
-            if self._matcher is None:
-                assert self._build is not None
-                self._matcher, self._build = self._build(), None
-            return self._matcher
-
-
-def deliver(settings: Settings, store: Any, stories: Sequence[Any]) -> None:
-    """Send the alerts and scheduled digests due now. A failure is logged: it never stops the daemon."""
-    if not settings.alerts and not settings.digests:
-        return
-    from monitor.alerts import deliver_alerts, run_due_digests
-
-    now = datetime.now(UTC)
-    try:
-        if settings.alerts:
-            alerts = deliver_alerts(settings, store, now, stories=stories)
-            if alerts.messages or alerts.failed:
-                log.info("%s", alerts.line())
-        if settings.digests:
-            digests = run_due_digests(settings, store, stories, now)
-            if digests.sent or digests.failed:
-                log.info("%s", digests.line())
-    except MonitorError as e:
-        log.error("delivering alerts and digests: %s", e)
-    except Exception:
-        log.exception("delivering alerts and digests failed unexpectedly")
-
-
 # Retention batches a daemon runs per tick at most: a tick prunes batch_size x this many
 # articles, so a first prune of a large database spreads over ticks instead of delaying a pass.
 _PRUNE_BATCHES_PER_TICK = 20
 
 
-def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
+def prune_some(store: Store, pruner: Pruner, stop: threading.Event) -> None:
     """A few batches of the retention policy, by one daemon at a time; failures are logged."""
     from monitor.db.leases import advisory_lock
 
@@ -184,14 +134,14 @@ def prune_some(store: Any, pruner: Any, stop: threading.Event) -> None:
         log.exception("retention failed unexpectedly")
 
 
-def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
+def run_daemon(runtime: Runtime) -> int:
     """Check due feeds every `schedule.tick` until SIGINT/SIGTERM; then stop cleanly."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from monitor.alerts import prepare_delivery
     from monitor.db.leases import claim_due_feeds, new_owner, register_daemon
 
-    prepare_delivery(settings, store, stories, datetime.now(UTC))
+    settings, store, stories = runtime.settings, runtime.store, runtime.stories
+    runtime.prepare_delivery()
     stop = threading.Event()
     # SQLite serves one daemon (register_daemon refuses a second); PostgreSQL any number, which
     # claim due feeds with leases so that no feed is checked by two daemons at once.
@@ -207,7 +157,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     # A pass longer than the tick is normal; APScheduler would warn about it on every tick.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     with register_daemon(store), stop_on_signals(stop), \
-            Pipeline(settings, store, matcher_for(store, stories), progress=log.info) as pipeline:
+            runtime.pipeline(progress=log.info) as pipeline:
 
         def tick() -> None:
             if stop.is_set():
@@ -215,7 +165,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             now = datetime.now(UTC)
             rebuild_due_stories(settings, store, stories, owner, now)
             # New story versions (rebuilt, judged, edited) count from the next pass on, in every daemon.
-            pipeline.matcher = matcher_for(store, stories)
+            pipeline.matcher = runtime.matcher()
             if shared:
                 # Several daemons may share this database: work only on the feeds leased to us.
                 claims = claim_due_feeds(store, owner, now, batch, float(settings.schedule.lease))
@@ -228,7 +178,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
             if summary is not None:
                 log.info("%s", summary.line())
             if not stop.is_set():
-                deliver(settings, store, stories)
+                runtime.deliver()
             if pruner is not None and not stop.is_set():
                 prune_some(store, pruner, stop)
 
@@ -249,7 +199,7 @@ def run_daemon(settings: Settings, store: Any, stories: Sequence[Any]) -> int:
     return 0
 
 
-def run_demo(fmt: str, *, keep: Path | None = None) -> int:
+def run_demo(fmt: Format, *, keep: Path | None = None) -> int:
     """Serve the bundled news site on 127.0.0.1, run one pass into a fresh database, print the digest."""
     work = keep or Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -260,9 +210,8 @@ def run_demo(fmt: str, *, keep: Path | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _demo(work: Path, fmt: str, *, keep: bool) -> int:
+def _demo(work: Path, fmt: Format, *, keep: bool) -> int:
     from monitor.config import settings_from_dict
-    from monitor.db.store import Store
     from monitor.demo import kept
     from monitor.demo.site import build_and_serve
     from monitor.matching import load_stories
@@ -278,14 +227,10 @@ def _demo(work: Path, fmt: str, *, keep: bool) -> int:
         })
         stories = load_stories(settings.stories)
         print(f"demo: serving {plural(len(feed_urls), 'feed')} of a small news site at {site.base_url}", file=sys.stderr)
-        store = Store.open(settings.database_url, create=True)
-        try:
-            store.sync_feeds([(f.url, None, None) for f in settings.feeds])
-            summary = run_once(settings, store, stories)
+        with Runtime.open(settings, stories=stories) as runtime:
+            summary = run_once(runtime)
             print(f"demo: {summary.line()}", file=sys.stderr)
-            matches = store.matches([s.id for s in stories], None, None)
-        finally:
-            store.close()
+            matches = runtime.store.matches([s.id for s in stories], None, None)
         config = kept.write_config(work, feed_urls, site.base_url) if keep else None
     finally:
         site.close()

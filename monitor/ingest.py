@@ -26,14 +26,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from monitor._types import FeedEntry, FetchResult
 from monitor.config import Settings
 from monitor.db.archives import ArchiveProgress, load_progress, save_progress
+from monitor.db.store import Store
 from monitor.exceptions import MonitorError, ParseError
 from monitor.feeds import declares_entities, parse_feed
-from monitor.pipeline import PassSummary, Pipeline
+from monitor.pipeline import PassSummary, Pipeline, page_fetcher
+from monitor.runtime import Runtime
 from monitor.urls import canonicalize, is_http_url
 from monitor.warc import FEED_TYPES, ArchivedPage, WarcCounts, read_warc
 
@@ -96,16 +97,15 @@ class IngestReport:
                 f"{s.new_articles} new articles, {s.new_matches} new matches{f' ({stories})' if stories else ''}")
 
 
-def ingest_warcs(settings: Settings, store: Any, stories: Sequence[Any], paths: Sequence[Path], *,
+def ingest_warcs(runtime: Runtime, paths: Sequence[Path], *,
                  since: datetime | None = None, until: datetime | None = None,
                  stop: threading.Event | None = None,
                  progress: Callable[[IngestReport], None] | None = None) -> IngestReport:
     """Ingest the HTML responses of the WARC files `paths`, each from where an earlier run stopped."""
-    from monitor.daemon import matcher_for
-
+    store = runtime.store
     stop = stop or threading.Event()
     report = IngestReport()
-    with Pipeline(settings, store, matcher_for(store, stories)) as pipeline:
+    with runtime.pipeline() as pipeline:
         for path in paths:
             if stop.is_set():
                 break
@@ -118,15 +118,15 @@ def ingest_warcs(settings: Settings, store: Any, stories: Sequence[Any], paths: 
     return report
 
 
-def _ingest_file(pipeline: Pipeline, store: Any, path: Path, report: IngestReport,
+def _ingest_file(pipeline: Pipeline, store: Store, path: Path, report: IngestReport,
                  since: datetime | None, until: datetime | None, stop: threading.Event,
                  progress: Callable[[IngestReport], None] | None) -> None:
     fingerprint = _fingerprint(path)
-    done = load_progress(store, str(path))
-    if done is not None and done.fingerprint != fingerprint:
+    before = load_progress(store, str(path))
+    if before is not None and before.fingerprint != fingerprint:
         log.warning("%s: not the file ingested under this name before; reading it from the start", path)
-        done = None
-    done = done or ArchiveProgress(str(path), fingerprint, 0, 0, 0)
+        before = None
+    done = before or ArchiveProgress(str(path), fingerprint, 0, 0, 0)
     report.files += 1
     if done.offset:
         report.files_resumed += 1
@@ -207,17 +207,15 @@ def _fingerprint(path: Path) -> str:
         return hashlib.sha256(fh.read(_FINGERPRINT_BYTES)).hexdigest()
 
 
-def ingest_urls(settings: Settings, store: Any, stories: Sequence[Any], urls: Iterable[str], *, origin: str,
+def ingest_urls(runtime: Runtime, urls: Iterable[str], *, origin: str,
                 report: IngestReport | None = None, stop: threading.Event | None = None,
                 progress: Callable[[IngestReport], None] | None = None) -> IngestReport:
     """Fetch and ingest the pages at `urls` (lines that are not http(s) URLs are counted and
     skipped), recorded under the disabled feed `origin`."""
-    from monitor.daemon import matcher_for
-
     stop = stop or threading.Event()
     report = report or IngestReport(kind="urls")
-    feed = store.add_feed(origin, source="urls", enabled=False)
-    with Pipeline(settings, store, matcher_for(store, stories)) as pipeline:
+    feed = runtime.store.add_feed(origin, source="urls", enabled=False)
+    with runtime.pipeline() as pipeline:
         batch: list[FeedEntry] = []
 
         def flush() -> None:
@@ -253,7 +251,6 @@ def sitemap_urls(settings: Settings, url: str, report: IngestReport, *, since: d
     by news:publication_date, else lastmod (undated pages are left out when either is given);
     fetched by the guarded fetcher. An unreadable sitemap is counted and logged; an unreadable
     first one raises (nothing to ingest)."""
-    from monitor.pipeline import page_fetcher
     from monitor.sitemaps import parse_sitemap
 
     max_bytes = settings.fetch.max_feed_bytes

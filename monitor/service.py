@@ -20,13 +20,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from monitor._types import FeedEntry, FeedState
 from monitor.config import Settings, find_config, load_settings
 from monitor.db import inbox
-from monitor.db.store import Store
-from monitor.pipeline import PassSummary, Pipeline
+from monitor.matching import Story
+from monitor.pipeline import PassSummary
+from monitor.runtime import Runtime
 from monitor.wording import plural
 
 log = logging.getLogger("monitor.service")
@@ -39,21 +39,17 @@ _IDLE_POLL = 2.0          # seconds between inbox checks when nothing woke the w
 class MonitorService:
     """A monitor opened on its settings: store, stories and pipeline, and the inbox worker."""
 
-    def __init__(self, settings: Settings, *, stories: Sequence[Any] | None = None) -> None:
-        from monitor.config import configured_stories
-
-        self.settings = settings
-        self.stories = list(stories) if stories is not None else configured_stories(settings)
-        self.store = Store.open(settings.database_url, create=True)
+    def __init__(self, settings: Settings, *, stories: Sequence[Story] | None = None) -> None:
+        self.runtime = Runtime.open(settings, stories=stories, sync_feeds=False)
+        self.settings, self.store, self.stories = settings, self.runtime.store, self.runtime.stories
         try:
-            from monitor.alerts import prepare_delivery
-
-            prepare_delivery(settings, self.store, self.stories, _now())
+            self.runtime.prepare_delivery()
         except BaseException:
-            self.store.close()
+            self.runtime.close()
             raise
-        self._pipeline: Pipeline | None = None
-        self._lock = threading.Lock()          # one ingest at a time: the pipeline is not re-entrant
+        # One pipeline for every caller: each ingest is a pass of its own, so callers need no lock.
+        self._pipeline = self.runtime.pipeline()
+        self._busy = _Busy()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -84,9 +80,10 @@ class MonitorService:
                feed_title: str | None = None) -> PassSummary:
         """Process `entries` now, in the calling thread, bypassing the inbox; alerts follow."""
         _check_origin(origin)
-        summary = self._ingest(origin, feed_url, entries, feed_title)
-        if summary.new_matches:
-            self._deliver()
+        with self._busy:
+            summary = self._ingest(origin, feed_url, entries, feed_title)
+            if summary.new_matches:
+                self.runtime.deliver()
         return summary
 
     def process_pending(self) -> PassSummary:
@@ -123,8 +120,8 @@ class MonitorService:
                 return False
             self._wake.set()
             time.sleep(0.05)
-        with self._lock:      # a batch still finishing its alerts
-            return True
+        # A batch may still be finishing its alerts.
+        return self._busy.wait_quiet(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Stop the worker after its current batch, then close the pools and the store."""
@@ -133,11 +130,9 @@ class MonitorService:
         if self._worker is not None:
             self._worker.join()
             self._worker = None
-        with self._lock:
-            if self._pipeline is not None:
-                self._pipeline.close()
-                self._pipeline = None
-        self.store.close()
+        self._busy.wait_quiet(None)      # ingests other threads are running stop at their next step
+        self._pipeline.close()
+        self.runtime.close()
 
     def __enter__(self) -> MonitorService:
         return self
@@ -160,6 +155,10 @@ class MonitorService:
 
     def _process_batch(self, total: PassSummary) -> bool:
         """Take and process one batch of inbox rows; False when there was none."""
+        with self._busy:
+            return self._process_taken(total)
+
+    def _process_taken(self, total: PassSummary) -> bool:
         lease = float(self.settings.schedule.lease)
         batches = inbox.take(self.store, _now(), limit=_BATCH_ROWS, claim_seconds=lease)
         if not batches:
@@ -186,15 +185,14 @@ class MonitorService:
             matched |= summary.new_matches > 0
             log.info("%s, %s: %s: %s", origin, feed_url, plural(len(entries), "entry"), summary.line())
         if matched:
-            self._deliver()
+            self.runtime.deliver()
         return True
 
     # -- the one path ----------------------------------------------------------------------
 
     def _ingest(self, origin: str, feed_url: str, entries: Sequence[FeedEntry], title: str | None) -> PassSummary:
-        with self._lock:
-            feed = self._feed(origin, feed_url, title)
-            return self._pipeline_now().ingest(feed, entries, title=title, stop=self._stop)
+        feed = self._feed(origin, feed_url, title)
+        return self._pipeline.ingest(feed, entries, title=title, stop=self._stop)
 
     def _feed(self, origin: str, feed_url: str, title: str | None) -> FeedState:
         """The feed row the entries are recorded under; the aggregator polls it, so a new one is
@@ -205,17 +203,27 @@ class MonitorService:
             self._feeds[(origin, feed_url)] = feed
         return feed
 
-    def _pipeline_now(self) -> Pipeline:
-        if self._pipeline is None:
-            from monitor.daemon import matcher_for
 
-            self._pipeline = Pipeline(self.settings, self.store, matcher_for(self.store, self.stories))
-        return self._pipeline
+class _Busy:
+    """Counts the ingests in progress, so that `wait_idle` and `close` can wait for them to end."""
 
-    def _deliver(self) -> None:
-        from monitor.daemon import deliver
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
 
-        deliver(self.settings, self.store, self.stories)
+    def __enter__(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait_quiet(self, timeout: float | None) -> bool:
+        """Block until no ingest is in progress (True) or `timeout` seconds passed (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout)
 
 
 def _check_origin(origin: str) -> None:

@@ -13,9 +13,9 @@ from sitegen import load_articles, serve_articles
 
 from monitor.config import API_TOKEN_ENV, Settings, settings_from_dict
 from monitor.daemon import run_once
-from monitor.db.store import Store
 from monitor.demo.kept import STORY
 from monitor.matching import load_stories
+from monitor.runtime import Runtime
 
 GONE_FEED = "/closed-down/feed.xml"      # a feed the site no longer serves: its failure is recorded
 HOSTILE_TITLE = "<script>alert(1)</script> Trump & Kim: \"summit off\""
@@ -49,10 +49,6 @@ gone); the database's path."""
         settings = settings_from_dict({"database": {"url": f"sqlite:///{db_file}"},
                                        "fetch": {"allow_private_addresses": True},
                                        "feeds": [{"url": u} for u in feeds], "stories": [{"id": STORY}]})
-        store = Store.open(settings.database_url, create=True)
-        try:
-            store.sync_feeds([(f.url, None, None) for f in settings.feeds])
-            run_once(settings, store, load_stories(settings.stories))
-        finally:
-            store.close()
+        with Runtime.open(settings, stories=load_stories(settings.stories)) as runtime:
+            run_once(runtime)
     return db_file

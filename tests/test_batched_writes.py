@@ -123,17 +123,20 @@ def test_release_many_tells_then_which_claims_were_held(db_url: str) -> None:
 
 
 def test_one_unstorable_feed_result_costs_the_others_of_its_batch_nothing(store: Store) -> None:
-    from monitor.pipeline import _Leases
+    from monitor.pipeline.decide import FeedDecision
+    from monitor.pipeline.leases import Leases
 
     store.sync_feeds([("https://a.example/rss", None, None), ("https://b.example/rss", None, None)])
     a, b = store.list_feeds()
-    leases = _Leases(store, (), 300)
+    leases = Leases(store, (), 300)
     recorded: list[str] = []
     naive = datetime(2018, 6, 12, 9, 0)         # a time without its zone: the database refuses it
-    leases.record(FeedResult(a.id, fetched_at=naive, status="ok", error=None, error_count=0, next_due_at=T0),
-                  a, then=lambda: recorded.append("a"))
-    leases.record(FeedResult(b.id, fetched_at=T0, status="ok", error=None, error_count=0, next_due_at=T0,
-                             etag='"b"'), b, poll=PollState(checks=1), then=lambda: recorded.append("b"))
+    leases.record(FeedDecision(a, FeedResult(a.id, fetched_at=naive, status="ok", error=None, error_count=0,
+                                             next_due_at=T0), "ok"),
+                  then=lambda: recorded.append("a"))
+    leases.record(FeedDecision(b, FeedResult(b.id, fetched_at=T0, status="ok", error=None, error_count=0,
+                                             next_due_at=T0, etag='"b"'), "ok", poll=PollState(checks=1)),
+                  then=lambda: recorded.append("b"))
     leases.flush()
     after = {f.id: f for f in store.list_feeds()}
     assert recorded == ["b"] and leases.pending == []
@@ -171,9 +174,9 @@ def _pass(db_url: str, feeds: list[str], **sections: dict[str, Any]) -> tuple[An
 
 def test_a_pass_that_may_fetch_one_page_ahead_still_stores_every_article(sqlite_url: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor import pipeline
+    from monitor.pipeline import passes
 
-    monkeypatch.setattr(pipeline, "_PAGES_AHEAD", 1)
+    monkeypatch.setattr(passes, "PAGES_AHEAD", 1)
     with LocalServer() as server:
         summary, store = _pass(sqlite_url, _site(server, 12))
         with store:
@@ -197,8 +200,8 @@ def test_an_article_that_cannot_be_stored_costs_the_others_of_its_batch_nothing(
 
 
 def test_the_matcher_is_built_only_when_an_article_needs_it(sqlite_url: str) -> None:
-    from monitor.daemon import LazyMatcher, matcher_for
     from monitor.matching import load_stories
+    from monitor.runtime import LazyMatcher, matcher_for
 
     built: list[int] = []
     lazy = LazyMatcher(lambda: built.append(1) or _Counting())

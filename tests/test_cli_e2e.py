@@ -258,6 +258,11 @@ def test_daemon_runs_feeds_and_stops_cleanly_on_sigterm(tmp_path: Path, sqlite_u
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
             deadline = time.monotonic() + 90
+            # Not before the daemon has created the database and taken its place: two processes
+            # creating one SQLite database at once may find it locked.
+            lock = Path(sqlite_url.removeprefix("sqlite:///") + ".daemon.lock")
+            while time.monotonic() < deadline and not lock.exists() and proc.poll() is None:
+                time.sleep(0.2)
             while time.monotonic() < deadline and len(exported(config)) < len(load_articles()):
                 time.sleep(0.5)
             assert len(exported(config)) == len(load_articles())

@@ -607,6 +607,43 @@ def test_a_pathological_page_is_abandoned_and_its_article_kept_from_the_feed(sql
         assert f"Ordinary page {i} text." in articles[f"Ordinary page {i}"].body
 
 
+def test_a_stuck_page_of_one_pass_costs_a_pass_running_beside_it_nothing(sqlite_url: str) -> None:
+    """Two passes at once on one pipeline, sharing its one extraction worker: the first's page is
+    stuck, and the pool is replaced under the second's page, queued behind it. That page was no
+    fault of its own: it is extracted again in the new pool, and keeps its page text."""
+    from monitor.config import settings_from_dict
+    from monitor.db.store import Store
+    from monitor.matching import Matcher
+    from monitor.pipeline import Pipeline
+
+    tables = b"<html><body><table>" + b"<tr><td>a</td><td>b b b b</td></tr>" * 60_000 + b"</table></body></html>"
+    with LocalServer() as server:
+        server.routes.update({
+            "/stuck.xml": (200, RSS_TYPE, rss([{"title": "Pathological page", "guid": "slow", "link": server.url("/p/slow"),
+                                                "content": "<p>The full text the feed carries.</p>"}])),
+            "/p/slow": (200, HTML_TYPE, tables),
+            "/beside.xml": (200, RSS_TYPE, rss([{"title": "Ordinary page", "guid": "ok", "link": server.url("/p/ok")}])),
+            # a little late, so that it queues behind the pathological page for the one worker
+            "/p/ok": delayed(0.5, 200, HTML_TYPE, article_page("Ordinary page", "Ordinary page text."))})
+        settings = settings_from_dict({"database": {"url": sqlite_url}, "extract": {"workers": 1, "timeout": 2},
+                                       "fetch": {"allow_private_addresses": True, "max_page_bytes": 4 * 1024 * 1024}})
+        with Store.open(settings.database_url, create=True) as store, \
+                Pipeline(settings, store, Matcher([])) as pipeline:
+            store.sync_feeds([(server.url("/stuck.xml"), None, None), (server.url("/beside.xml"), None, None)])
+            stuck, beside = store.list_feeds()
+            summaries: dict[str, Any] = {}
+            passes = [threading.Thread(target=lambda n=name, f=feed: summaries.update({n: pipeline.run_pass([f])}))
+                      for name, feed in (("stuck", stuck), ("beside", beside))]
+            for thread in passes:
+                thread.start()
+            for thread in passes:
+                thread.join(timeout=120)
+            articles = {a.title: a for a in store.iter_articles()}
+    assert (summaries["stuck"].extractions_abandoned, summaries["beside"].extractions_abandoned) == (1, 0)
+    assert articles["Pathological page"].source == "feed-content"
+    assert articles["Ordinary page"].source == "page" and "Ordinary page text." in articles["Ordinary page"].body
+
+
 def _cpu_ticks(pid: int) -> int:
     """The CPU time `pid` has used so far, in clock ticks (user + system, from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
@@ -642,8 +679,7 @@ def test_an_extraction_worker_that_dies_loses_nothing(sqlite_url: str) -> None:
                 deadline = time.monotonic() + 30
                 idle: int | None = None
                 while not killed and time.monotonic() < deadline:
-                    pool = pipeline._extractors
-                    workers = list((getattr(pool, "_processes", None) or {}).values()) if pool else []
+                    workers = pipeline.extraction.processes()
                     if workers and "/p/slow" in server.paths():
                         pid = workers[0].pid
                         if idle is None:

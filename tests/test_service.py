@@ -10,6 +10,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sitegen import article_url, make_article, serve_articles
@@ -124,6 +125,7 @@ def test_handed_over_entries_end_exactly_as_the_monitors_own_fetch(tmp_path: Pat
     from monitor.db.store import Store
     from monitor.feeds import parse_feed
     from monitor.matching import load_stories
+    from monitor.runtime import Runtime
 
     articles = [_article(n) for n in ("on-summit-day", "on-korean", "neg-kardashian", "neg-hanoi-2019")]
     with serve_articles(tmp_path / "site", articles) as (site, feed_urls):
@@ -131,7 +133,7 @@ def test_handed_over_entries_end_exactly_as_the_monitors_own_fetch(tmp_path: Pat
         with Store.open(own.database_url, create=True) as store:
             for url in feed_urls:
                 store.add_feed(url)
-            run_once(own, store, load_stories(own.stories))
+            run_once(Runtime(own, store, load_stories(own.stories)))
             mine = _snapshot(store)
         with MonitorService(_settings(f"sqlite:///{tmp_path / 'handed.db'}")) as svc:
             for url in feed_urls:
@@ -148,3 +150,54 @@ def _snapshot(store: object) -> tuple[dict, dict]:
     stored = {a.url: (a.title, a.body, a.source, a.lang) for a in store.iter_articles()}  # type: ignore[attr-defined]
     matches = {(m.story_id, m.canonical_url): round(m.score, 6) for m in store.matches([STORY], None, None)}  # type: ignore[attr-defined]
     return stored, matches
+
+
+def test_two_callers_hand_entries_over_at_the_same_time(db_url: str) -> None:
+    """The service takes no lock: two threads ingest at once, each in a pass of its own on the one
+    pipeline, and both end stored as if they had taken turns. Each page is answered only once the
+    other caller's page is asked for too, so callers made to take turns would fail here: the first
+    page would go unanswered, and its article would keep only the entry's summary."""
+    import threading
+
+    from _httpserver import LocalServer, _send
+    from test_hostile import HTML_TYPE, article_page
+
+    both_asked = threading.Barrier(2)
+
+    def page(title: str) -> Any:
+        body = article_page(title, f"{title} is the page's own text, which the entry does not carry.")
+
+        def handler(h: Any) -> None:
+            try:
+                both_asked.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                _send(h, 503, {"Content-Type": "text/plain"}, b"the other caller never came")
+                return
+            _send(h, 200, HTML_TYPE, body)
+        return handler
+
+    with LocalServer({"/a": page("Harbour reopens"), "/b": page("Bridge closes")}) as server, \
+            MonitorService(_settings(db_url)) as svc:
+        summaries: dict[str, Any] = {}
+        failures: list[BaseException] = []
+
+        def hand_over(name: str, title: str) -> None:
+            entry = external_entry(id=f"urn:{name}", link=server.url(f"/{name}"), title=title,
+                                   summary_html=f"<p>{title}: the summary alone.</p>")
+            try:
+                summaries[name] = svc.ingest("reader", server.url(f"/feed-{name}"), [entry])
+            except BaseException as e:      # noqa: BLE001 - reported below, on the test's thread
+                failures.append(e)
+
+        callers = [threading.Thread(target=hand_over, args=("a", "Harbour reopens")),
+                   threading.Thread(target=hand_over, args=("b", "Bridge closes"))]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=60)
+        assert not failures and not any(caller.is_alive() for caller in callers)
+        assert [(summaries[n].new_articles, summaries[n].pages_failed) for n in ("a", "b")] == [(1, 0), (1, 0)]
+        stored = _stored(svc)
+        assert {title: source for title, (source, _body) in stored.items()} == \
+            {"Harbour reopens": "page", "Bridge closes": "page"}
+        assert "the page's own text" in stored["Bridge closes"][1]

@@ -19,15 +19,10 @@ log = logging.getLogger("monitor")
 
 @contextmanager
 def open_store(settings: Settings, *, create: bool = True) -> Iterator[Any]:
-    from monitor.db.store import Store
+    from monitor.runtime import open_store as runtime_store
 
-    store = Store.open(settings.database_url, create=create)
-    try:
-        if settings.feeds:
-            store.sync_feeds([(f.url, f.title, int(f.interval) if f.interval else None) for f in settings.feeds])
+    with runtime_store(settings, create=create) as store:
         yield store
-    finally:
-        store.close()
 
 
 def story_named(settings: Settings, story_id: str) -> Any:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import check_url, check_window, enabled_stories, only_wanted, open_store
+from monitor.cli.common import check_url, check_window, enabled_stories, only_wanted
 from monitor.config import Settings
 from monitor.exceptions import ConfigError
 from monitor.progress import StatusLine
@@ -17,6 +17,7 @@ from monitor.progress import StatusLine
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.daemon import stop_on_signals
     from monitor.ingest import IngestReport, ingest_urls, ingest_warcs, sitemap_urls
+    from monitor.runtime import Runtime
 
     stories = only_wanted(enabled_stories(settings), args.story)
     since, until = getattr(args, "since", None), getattr(args, "until", None)
@@ -39,20 +40,20 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         print(f"\r{report.progress()}\033[K", end="", file=sys.stderr, flush=True)
 
     stop = threading.Event()
-    with open_store(settings) as store, stop_on_signals(stop):
+    with Runtime.open(settings, stories=stories) as runtime, stop_on_signals(stop):
         progress = show if tty else None
         if args.what == "warc":
-            report = ingest_warcs(settings, store, stories, args.files, since=since, until=until, stop=stop,
+            report = ingest_warcs(runtime, args.files, since=since, until=until, stop=stop,
                                   progress=progress)
         elif args.what == "sitemap":
             report = IngestReport(kind="urls")
             urls = sitemap_urls(settings, args.url, report, since=since, until=until)
-            report = ingest_urls(settings, store, stories, urls, origin=f"sitemap:{args.url}", report=report,
+            report = ingest_urls(runtime, urls, origin=f"sitemap:{args.url}", report=report,
                                  stop=stop, progress=progress)
         else:
             name = "stdin" if args.file == "-" else Path(args.file).name
             try:
-                report = ingest_urls(settings, store, stories, lines, origin=f"urls:{name}", stop=stop,
+                report = ingest_urls(runtime, lines, origin=f"urls:{name}", stop=stop,
                                      progress=progress)
             finally:
                 if lines is not sys.stdin:
