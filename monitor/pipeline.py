@@ -293,8 +293,9 @@ class Pipeline:
         self._leases = _Leases(self.store, claims, self.settings.schedule.lease)
         feeds = self._skip_moved(feeds)
         polls = load_poll_states(self.store, [feed.id for feed in feeds])
-        seeds = [(self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState())), feed) for feed in feeds]
-        return self._drive(seeds, stop or threading.Event())
+        return self._drive(hosts_in_turn(feeds),
+                           lambda feed: self._threads.submit(self._check_feed, feed, polls.get(feed.id, PollState())),
+                           stop or threading.Event())
 
     def ingest(self, feed: FeedState, entries: Sequence[FeedEntry], *, title: str | None = None,
                stop: threading.Event | None = None, pages: Mapping[str, FetchResult] | None = None) -> PassSummary:
@@ -314,27 +315,33 @@ class Pipeline:
         parsed = ParsedFeed(title=title or feed.title or "", link=None, entries=tuple(entries))
         done: Future[_FeedCheck] = Future()
         done.set_result(_FeedCheck(feed, parsed=parsed, external=True, pages=pages))
-        return self._drive([(done, feed)], stop or threading.Event())
+        return self._drive([feed], lambda _feed: done, stop or threading.Event())
 
-    def _drive(self, seeds: Sequence[tuple[Future[Any], FeedState]], stop: threading.Event) -> PassSummary:
-        """Run feed checks (`seeds`) to the end: their new entries' pages fetched, extracted,
+    def _drive(self, feeds: Sequence[FeedState], start_check: Callable[[FeedState], Future[Any]],
+               stop: threading.Event) -> PassSummary:
+        """Check `feeds` (`start_check` starts one) to the end: their new entries' pages fetched, extracted,
         matched and stored, each feed's result recorded once all its entries are safe."""
         started = time.monotonic()
-        summary = PassSummary(feeds=len(seeds))
+        summary = PassSummary(feeds=len(feeds))
         errors_before = self.matcher.rule_errors
         tasks = _Tasks()
-        for fut, feed in seeds:
-            tasks.add(fut, "feed", feed)
+        # Feed checks are started a few at a time, not all at once: 100,000 queued futures took
+        # hundreds of MiB, and every page fetch of the pass waited behind all of them.
+        unstarted = deque(feeds)
+        feeds_ahead = 4 * max(1, self.settings.fetch.concurrency)
         progress: dict[int, _FeedProgress] = {}
         in_pass: set[str] = set()                  # canonical URLs being fetched this pass
         retries = self.store.page_failure_attempts
         max_attempts = max(1, self.settings.fetch.page_retries)
-        ticker = _Ticker(self._progress, len(seeds))
+        ticker = _Ticker(self._progress, len(feeds))
         self._ready: list[_Ready] = []
         self._ready_since: float | None = None
         to_fetch = _PageQueue(max(1, self.settings.fetch.per_host))   # pages waiting for room among those in flight
 
-        while (len(tasks) or to_fetch) and not stop.is_set():
+        while (len(tasks) or to_fetch or unstarted) and not stop.is_set():
+            while unstarted and len(tasks) - tasks.pages < feeds_ahead:
+                feed = unstarted.popleft()
+                tasks.add(start_check(feed), "feed", feed)
             for fut in tasks.finished(self._wait_seconds()):
                 kind, ctx = tasks.pop(fut)
                 try:
@@ -386,12 +393,12 @@ class Pipeline:
             self._leases.maybe_renew()
             ticker.maybe_report(summary)
 
-        if stop.is_set() and (len(tasks) or to_fetch):
+        if stop.is_set() and (len(tasks) or to_fetch or unstarted):
             summary.stopped = True
             for fut in tasks:
                 fut.cancel()
             log.info("stop requested: %d unfinished tasks abandoned; they run again next time",
-                     len(tasks) + len(to_fetch))
+                     len(tasks) + len(to_fetch) + len(unstarted))
         # What is finished is stored, also when stopping: each article is whole, and a feed's
         # result is written only when every one of its entries is.
         self._flush(summary, progress)
@@ -754,6 +761,21 @@ def newest_first(entries: Sequence[FeedEntry]) -> list[FeedEntry]:
     """`entries` by publication time, newest first; undated ones after, in the feed's order
     (feeds list their newest first). Ties keep the feed's order, so the same feed gives the same order."""
     return sorted(entries, key=lambda e: (e.published is None, -e.published.timestamp() if e.published else 0.0))
+
+
+def hosts_in_turn(feeds: Sequence[FeedState]) -> list[FeedState]:
+    """`feeds` taking their hosts in turn (one feed of each host, then the next of each, ...), each
+    host's feeds in their given order: an outlet's feeds listed together would otherwise hold
+    every fetch thread waiting for that one host's `fetch.per_host` slots."""
+    by_host: dict[str, deque[FeedState]] = {}
+    for feed in feeds:
+        by_host.setdefault(_host(feed.url), deque()).append(feed)
+    turn: list[FeedState] = []
+    queues = list(by_host.values())
+    while queues:
+        turn.extend(q.popleft() for q in queues)
+        queues = [q for q in queues if q]
+    return turn
 
 
 class _PageQueue:
