@@ -55,7 +55,11 @@ from ingest import _PeakSampler  # noqa: E402
 MEMORY_TARGET_MIB = 400
 DUE_QUERY_TARGET_S = 1.0        # a tick that finds nothing due must stay far below the tick (30 s)
 DUE_SHARE_TARGET = 0.05         # loading every feed due: at most 5% of the pass over them
-BUSY_TARGET = 0.5               # an unchanged pass: the monitor's CPU busy at most half the pass
+# An unchanged pass is bound by the network, not the monitor, when one core of the monitor could
+# check at least twice the feeds a second that fetch.concurrency requests in flight allow at a
+# 50 ms round trip (a near server; real feeds are often slower, which only widens the margin).
+RTT_S = 0.05
+CEILING_MARGIN = 2.0
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 BENCH_DATABASE = "bench_feeds"
 
@@ -396,10 +400,15 @@ def _due_query_times(url: str, batch: int) -> list[tuple[str, float, int]]:
     try:
         now = datetime.now(UTC)
         if store.dialect_name == "postgresql":
-            started = time.monotonic()
-            claims = claim_due_feeds(store.engine, new_owner(), now, batch, 300.0)
-            out.append((f"claim_due_feeds (a batch of {batch})", time.monotonic() - started, len(claims)))
-            release_many(store.engine, [(c, {}) for c in claims])
+            # The median of a few claims: the first one also compiles the statement.
+            times, claimed = [], []
+            for _ in range(5):
+                started = time.monotonic()
+                claims = claim_due_feeds(store.engine, new_owner(), now, batch, 300.0)
+                times.append(time.monotonic() - started)
+                claimed += claims
+            out.append((f"claim_due_feeds (a batch of {batch}, median of 5)", sorted(times)[2], len(claims)))
+            release_many(store.engine, [(c, {}) for c in claimed])
         started = time.monotonic()
         due = store.due_feeds(now)
         out.append(("due_feeds (every feed due)", time.monotonic() - started, len(due)))
@@ -491,12 +500,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"conditional requests: {rate:,.0f}/s over the pass ({not_modified:,} answered 304 in "
                       f"{calm.pass_seconds:.1f}s); the monitor's CPU {per_request_ms:.2f} ms a feed, whole command")
                 ceiling = 1000 / per_request_ms
+                network = min(args.concurrency, args.per_host * web.hosts) / RTT_S
+                bound_ok = ceiling >= CEILING_MARGIN * network
                 print(f"outside the network: the monitor's CPU was busy {busy:.0%} of the command's {calm.wall:.1f}s "
-                      f"(target <= {BUSY_TARGET:.0%}: {_verdict(busy <= BUSY_TARGET)}); one core allows "
-                      f"{ceiling:,.0f} feeds/s; {args.concurrency} in flight at a 50 ms round trip allow "
-                      f"{args.concurrency / 0.05:,.0f}/s, per-host politeness ({args.per_host} a host, "
-                      f"{web.hosts:,} hosts) {args.per_host * web.hosts / 0.05:,.0f}/s")
-                results.append(("monitor busy share", busy <= BUSY_TARGET))
+                      f"(on a loaded machine this is the CPU it got, not the CPU it wanted)")
+                print(f"what bounds it: one core of the monitor allows {ceiling:,.0f} feeds/s; the network allows "
+                      f"{network:,.0f}/s ({args.concurrency} in flight, {args.per_host} a host on {web.hosts:,} hosts, "
+                      f"at a {RTT_S * 1000:.0f} ms round trip); target: monitor >= {CEILING_MARGIN:g} x network: "
+                      f"{_verdict(bound_ok)} ({ceiling / network:.1f} x); on loopback the monitor's CPU is the bound")
+                results.append(("bound by the network", bound_ok))
                 for what, secs, found in due_times:
                     if found == 0 or found < web.feeds:     # a tick with nothing (or one batch) due
                         ok = secs <= DUE_QUERY_TARGET_S
