@@ -35,7 +35,7 @@ from monitor.db.leases import Claim
 from monitor.db.store import FeedResult, Store
 from monitor.pipeline.decide import build_article, newest_first
 from monitor.pipeline.extraction import ExtractionPool
-from monitor.pipeline.fetching import FeedCheck, check_feed, page_fetcher
+from monitor.pipeline.fetching import FeedCheck, check_feed, hosts_in_turn, page_fetcher
 from monitor.pipeline.leases import Leases
 from monitor.pipeline.passes import Pass, log, utcnow
 from monitor.pipeline.summary import PassSummary
@@ -44,7 +44,7 @@ from monitor.schedule import PollState
 if TYPE_CHECKING:
     from monitor.matching import Story
 
-__all__ = ["MatcherLike", "PassSummary", "Pipeline", "build_article", "newest_first", "page_fetcher"]
+__all__ = ["MatcherLike", "PassSummary", "Pipeline", "build_article", "hosts_in_turn", "newest_first", "page_fetcher"]
 
 
 class MatcherLike(Protocol):
@@ -98,9 +98,9 @@ class Pipeline:
         run = Pass(self, Leases(self.store, claims, self.settings.schedule.lease), stop)
         feeds = self._skip_moved(feeds)
         polls = self.store.load_poll_states([feed.id for feed in feeds])
-        seeds = [(self.threads.submit(check_feed, self.fetcher, self.settings.fetch, feed,
-                                      polls.get(feed.id, PollState())), feed) for feed in feeds]
-        return run.run(seeds)
+        return run.run(hosts_in_turn(feeds),
+                       lambda feed: self.threads.submit(check_feed, self.fetcher, self.settings.fetch, feed,
+                                                        polls.get(feed.id, PollState())))
 
     def ingest(self, feed: FeedState, entries: Sequence[FeedEntry], *, title: str | None = None,
                stop: threading.Event | None = None, pages: Mapping[str, FetchResult] | None = None) -> PassSummary:
@@ -120,7 +120,7 @@ class Pipeline:
         parsed = ParsedFeed(title=title or feed.title or "", link=None, entries=tuple(entries))
         done: Future[FeedCheck] = Future()
         done.set_result(FeedCheck(feed, parsed=parsed, external=True, pages=pages))
-        return run.run([(done, feed)])
+        return run.run([feed], lambda _feed: done)
 
     def _skip_moved(self, feeds: Sequence[FeedState]) -> list[FeedState]:
         """`feeds` without those whose URL moved permanently to a feed stored under the new URL.

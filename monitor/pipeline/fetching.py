@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -83,6 +83,21 @@ class _Linked(Protocol):
 
 
 _Page = TypeVar("_Page", bound=_Linked)
+
+
+def hosts_in_turn(feeds: Sequence[FeedState]) -> list[FeedState]:
+    """`feeds` taking their hosts in turn (one feed of each host, then the next of each, ...), each
+    host's feeds in their given order: an outlet's feeds listed together would otherwise hold
+    every fetch thread waiting for that one host's `fetch.per_host` slots."""
+    by_host: dict[str, deque[FeedState]] = {}
+    for feed in feeds:
+        by_host.setdefault(_host(feed.url), deque()).append(feed)
+    turn: list[FeedState] = []
+    queues = list(by_host.values())
+    while queues:
+        turn.extend(q.popleft() for q in queues)
+        queues = [q for q in queues if q]
+    return turn
 
 
 class PageQueue(Generic[_Page]):

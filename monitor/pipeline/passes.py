@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -157,21 +158,26 @@ class Pass:
         self._ready_since: float | None = None
         self._ticker: Ticker | None = None
 
-    def run(self, seeds: Sequence[tuple[Future[FeedCheck], FeedState]]) -> PassSummary:
-        """Run feed checks (`seeds`) to the end: their new entries' pages fetched, extracted,
-        matched and stored, each feed's result recorded once all its entries are safe."""
+    def run(self, feeds: Sequence[FeedState], start_check: Callable[[FeedState], Future[FeedCheck]]) -> PassSummary:
+        """Check `feeds` (`start_check` starts one) to the end: their new entries' pages fetched,
+        extracted, matched and stored, each feed's result recorded once all its entries are safe."""
         if self._ran:
             raise RuntimeError("a pass runs once; ask the pipeline for a new one")
         self._ran = True
         started = time.monotonic()
         summary, tasks, stop, to_fetch = self.summary, self._tasks, self.stop, self._to_fetch
-        summary.feeds = len(seeds)
+        summary.feeds = len(feeds)
         errors_before = self.matcher.rule_errors
-        for check, feed in seeds:
-            tasks.add(check, "feed", feed)
-        ticker = self._ticker = Ticker(self.pipeline.progress, len(seeds))
+        # Feed checks are started a few at a time, not all at once: 100,000 queued futures took
+        # hundreds of MiB, and every page fetch of the pass waited behind all of them.
+        unstarted = deque(feeds)
+        feeds_ahead = 4 * max(1, self.settings.fetch.concurrency)
+        ticker = self._ticker = Ticker(self.pipeline.progress, len(feeds))
 
-        while (len(tasks) or to_fetch) and not stop.is_set():
+        while (len(tasks) or to_fetch or unstarted) and not stop.is_set():
+            while unstarted and len(tasks) - tasks.pages < feeds_ahead:
+                feed = unstarted.popleft()
+                tasks.add(start_check(feed), "feed", feed)
             for fut in tasks.finished(self._wait_seconds()):
                 kind, ctx = tasks.pop(fut)
                 try:
@@ -200,12 +206,12 @@ class Pass:
             self.leases.maybe_renew()
             ticker.maybe_report(summary)
 
-        if stop.is_set() and (len(tasks) or to_fetch):
+        if stop.is_set() and (len(tasks) or to_fetch or unstarted):
             summary.stopped = True
             for fut in tasks:
                 fut.cancel()
             log.info("stop requested: %d unfinished tasks abandoned; they run again next time",
-                     len(tasks) + len(to_fetch))
+                     len(tasks) + len(to_fetch) + len(unstarted))
         # What is finished is stored, also when stopping: each article is whole, and a feed's
         # result is written only when every one of its entries is.
         self._flush()
