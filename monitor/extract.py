@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from trafilatura.settings import Document
 
 __all__ = ["DEFAULT_MAX_PAGE_BYTES", "EXTRACTION_MODULES", "declared_language", "decode_html", "extract_page", "guess_language",
-           "html_to_text"]
+           "html_to_text", "warm_up"]
 
 # What extract_page imports on first use (a few tenths of a second): the process that only
 # fetches and stores never needs them; extraction workers load them once, before forking.
-EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "htmldate", "py3langid.langid")
+EXTRACTION_MODULES = ("monitor.extract", "trafilatura", "htmldate", "py3langid.langid", "monitor.extract_warm")
 
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
 
@@ -425,6 +425,11 @@ def guess_language(body: str) -> str | None:
         return None
     lang, probability = _language_identifier().classify(sample)
     return str(lang) if probability >= _LANGUAGE_MIN_PROBABILITY else None
+
+
+def warm_up() -> None:
+    """Load what every extraction needs and would otherwise load on its first page."""
+    _language_identifier()
 
 
 @functools.cache
