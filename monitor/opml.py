@@ -64,4 +64,4 @@ def write_opml(feeds: Iterable[tuple[str, str | None]], title: str) -> bytes:
         outline = lxml.etree.SubElement(body, "outline", type="rss", text=feed_title or url, xmlUrl=url)
         if feed_title:
             outline.set("title", feed_title)
-    return lxml.etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return bytes(lxml.etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

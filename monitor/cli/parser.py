@@ -41,7 +41,8 @@ def _sub(group: Any, name: str, help: str, **kw: Any) -> argparse.ArgumentParser
     """A subcommand whose `--help` starts with what its line in the parent's list says."""
     kw.setdefault("description", help)
     kw.setdefault("formatter_class", _Formatter)
-    return group.add_parser(name, help=help, **kw)
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help, **kw)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ from datetime import datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from xml.sax.saxutils import escape as _xml_escape
 
 FeedFormat = Literal["rss2", "atom", "rss2-full"]
@@ -48,7 +48,7 @@ _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 _BASE_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._~/-]*)?")
 
 
-def load_articles(path: Path | None = None) -> list[dict]:
+def load_articles(path: Path | None = None) -> list[dict[str, Any]]:
     """Read article dicts from a JSON-lines file (default: the bundled demo articles), oldest first."""
     source = path or BUNDLED_ARTICLES
     articles = []
@@ -79,7 +79,7 @@ def feed_url(base_url: str, feed: str) -> str:
 
 
 def render_site(
-    articles: list[dict],
+    articles: list[dict[str, Any]],
     out_dir: Path,
     base_url: str,
     *,
@@ -93,7 +93,7 @@ def render_site(
     if not _BASE_URL.fullmatch(base_url):
         raise ValueError(f"base URL {base_url!r} is not a plain http(s) address")
     base = base_url.rstrip("/")
-    by_feed: dict[str, list[dict]] = {}
+    by_feed: dict[str, list[dict[str, Any]]] = {}
     for article in articles:
         _check_location(article)
         by_feed.setdefault(article["feed"], []).append(article)
@@ -155,7 +155,7 @@ class LocalSite:
 
 def build_and_serve(
     tmp_dir: Path,
-    articles: list[dict] | None = None,
+    articles: list[dict[str, Any]] | None = None,
     *,
     feed_formats: Mapping[str, FeedFormat] | None = None,
 ) -> tuple[LocalSite, list[str]]:
@@ -212,7 +212,7 @@ def _paragraphs(body: str) -> list[str]:
     return [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
 
 
-def _most_read(articles: list[dict], article: Mapping[str, str]) -> list[dict]:
+def _most_read(articles: list[dict[str, Any]], article: Mapping[str, str]) -> list[dict[str, Any]]:
     """Other articles for the sidebar, in an order that looks arbitrary but never changes."""
     def rank(other: Mapping[str, str]) -> str:
         return hashlib.sha256(f"{article['id']}|{other['id']}".encode()).hexdigest()
@@ -256,7 +256,7 @@ def _footer(base: str, feed: str, outlet: str) -> str:
             f'<p>&copy; 2018 {_h(outlet)}. All rights reserved. <a href="{feed_url(base, feed)}">RSS</a></p></footer>\n')
 
 
-def _render_page(base: str, article: Mapping[str, str], most_read: list[dict]) -> str:
+def _render_page(base: str, article: Mapping[str, str], most_read: list[dict[str, Any]]) -> str:
     feed, outlet, title = article["feed"], article["outlet"], article["title"]
     url = article_url(base, article)
     when = _published(article)
@@ -295,7 +295,7 @@ def _render_page(base: str, article: Mapping[str, str], most_read: list[dict]) -
     )
 
 
-def _render_home(base: str, feed: str, newest_first: list[dict]) -> str:
+def _render_home(base: str, feed: str, newest_first: list[dict[str, Any]]) -> str:
     outlet = newest_first[0]["outlet"]
     teasers = "".join(
         f'<li><a href="{article_url(base, a)}">{_h(a["title"])}</a><p>{_h(a["summary"])}</p></li>\n' for a in newest_first)
@@ -308,13 +308,13 @@ def _render_home(base: str, feed: str, newest_first: list[dict]) -> str:
     )
 
 
-def _render_feed(base: str, feed: str, newest_first: list[dict], feed_format: FeedFormat) -> bytes:
+def _render_feed(base: str, feed: str, newest_first: list[dict[str, Any]], feed_format: FeedFormat) -> bytes:
     if feed_format == "atom":
         return _render_atom(base, feed, newest_first)
     return _render_rss(base, feed, newest_first, full_text=feed_format == "rss2-full")
 
 
-def _render_rss(base: str, feed: str, newest_first: list[dict], full_text: bool) -> bytes:
+def _render_rss(base: str, feed: str, newest_first: list[dict[str, Any]], full_text: bool) -> bytes:
     outlet = newest_first[0]["outlet"]
     items = []
     for article in newest_first:
@@ -344,7 +344,7 @@ def _render_rss(base: str, feed: str, newest_first: list[dict], full_text: bool)
     return document.encode("utf-8")
 
 
-def _render_atom(base: str, feed: str, newest_first: list[dict]) -> bytes:
+def _render_atom(base: str, feed: str, newest_first: list[dict[str, Any]]) -> bytes:
     outlet = newest_first[0]["outlet"]
     entries = []
     for article in newest_first:

@@ -264,7 +264,7 @@ class _Bridge:
         self.service = service
         self.catch_up = catch_up
         self.closed = False
-        self.finalizer: weakref.finalize | None = None
+        self.finalizer: weakref.finalize[[], Any] | None = None
         self._database = hashlib.sha256(service.settings.database_url.encode("utf-8")).hexdigest()[:16]
         self._lock = threading.Lock()
         self._buffers: dict[str, list[FeedEntry]] = {}
@@ -440,4 +440,5 @@ def _feed(reader: Reader, feed_url: str) -> Any:
 def _title(feed: Any) -> str | None:
     if feed is None:
         return None
-    return getattr(feed, "user_title", None) or feed.title    # Feed.resolved_title, before reader 3.16
+    title: str | None = getattr(feed, "user_title", None) or feed.title    # Feed.resolved_title, before reader 3.16
+    return title
