@@ -165,3 +165,9 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()
+    # Let the pool's manager thread finish closing its wake-up pipe now (it does once the workers
+    # are gone): at interpreter exit, Python 3.11 wakes every such thread, and one still closing
+    # its pipe at that moment prints a traceback ("Bad file descriptor") after a clean run.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if isinstance(manager, threading.Thread):
+        manager.join(timeout=10)
