@@ -1,7 +1,9 @@
 """The optional parts of the monitor and the extra that installs each (pyproject's optional-dependencies).
 
-`monitor run`, `report` and the rest need only the core dependencies; `monitor serve` and a PostgreSQL
-database need an extra. Without it they stop with one line naming the command that installs it.
+The default install carries them too (pyproject's dependencies), so `pip install -e .` gives every
+command. They are imported only where needed: `monitor run`, `report` and the rest work without
+them, and `monitor serve` or a PostgreSQL database, where one is missing (an install that left it
+out), stop with one line naming the command that installs it.
 """
 from __future__ import annotations
 

@@ -74,6 +74,14 @@ def test_extras_install_what_their_commands_import() -> None:
     for extra, modules in EXTRAS.items():
         names = {requirement.split(">")[0].split("[")[0].split("<")[0].lower() for requirement in optional[extra]}
         assert {distributions.get(m, m) for m in modules} <= names, extra
-    core = " ".join(project["dependencies"]).lower()
-    assert not any(distributions.get(m, m) in core for modules in EXTRAS.values() for m in modules)
     assert "monitor[serve,postgres,reader]" in optional["test"]
+
+
+def test_the_default_install_carries_serve_and_postgres() -> None:
+    # Outside tools install with `pip install -e .` (CONTRACT.md) and then serve the API or use
+    # PostgreSQL: the default install must bring what the `serve` and `postgres` extras name.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    default = set(project["dependencies"])
+    for extra in ("serve", "postgres"):
+        missing = set(project["optional-dependencies"][extra]) - default
+        assert not missing, f"the {extra} extra's {sorted(missing)} are not in the default install"
