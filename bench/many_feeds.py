@@ -371,13 +371,13 @@ def _write_config(folder: Path, web: Web, url: str, args: argparse.Namespace) ->
 
 def _load(config: Path) -> tuple[float, float, Any]:
     """Store the configuration's feeds as every command does, then their first ETags. Times both."""
-    from monitor.cli import _open_store
     from monitor.config import load_settings
     from monitor.db.store import FeedResult
+    from monitor.runtime import open_store
 
     started = time.monotonic()
     settings = load_settings(config)
-    with _open_store(settings) as store:
+    with open_store(settings) as store:
         synced = time.monotonic() - started
         now = datetime.now(UTC)
         feeds = store.list_feeds()
@@ -392,7 +392,7 @@ def _load(config: Path) -> tuple[float, float, Any]:
 
 def _due_query_times(url: str, batch: int) -> list[tuple[str, float, int]]:
     """The daemon's tick query on this database: (what, seconds, feeds found)."""
-    from monitor.db.leases import claim_due_feeds, new_owner, release_many
+    from monitor.db.leases import Release, claim_due_feeds, new_owner, release_many
     from monitor.db.store import Store
 
     store = Store.open(url)
@@ -404,11 +404,11 @@ def _due_query_times(url: str, batch: int) -> list[tuple[str, float, int]]:
             times, claimed = [], []
             for _ in range(5):
                 started = time.monotonic()
-                claims = claim_due_feeds(store.engine, new_owner(), now, batch, 300.0)
+                claims = claim_due_feeds(store, new_owner(), now, batch, 300.0)
                 times.append(time.monotonic() - started)
                 claimed += claims
             out.append((f"claim_due_feeds (a batch of {batch}, median of 5)", sorted(times)[2], len(claims)))
-            release_many(store.engine, [(c, {}) for c in claimed])
+            release_many(store, [Release(c) for c in claimed])
         started = time.monotonic()
         due = store.due_feeds(now)
         out.append(("due_feeds (every feed due)", time.monotonic() - started, len(due)))
