@@ -190,3 +190,42 @@ def test_alembic_folder_is_not_a_package() -> None:
     # An __init__.py would make this folder shadow the alembic library in a checkout.
     assert (_REPO / "alembic" / "env.py").is_file()
     assert not (_REPO / "alembic" / "__init__.py").exists()
+
+
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from monitor.db.store import Store
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+Store.open(sys.argv[1], create=True).close()
+"""
+
+
+def _open_at_once(url: str, go: Path, processes: int) -> list[subprocess.CompletedProcess[str]]:
+    children = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE, url, str(go)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    go.write_text("go")
+    done = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(child.args, child.returncode, out, err))
+    return done
+
+
+def test_processes_creating_one_new_sqlite_database_at_once_all_open_it(tmp_path: Path) -> None:
+    """The daemon, `serve` and a report started together on a new database: one creates the schema,
+    the others wait for it and open it, none fails with "database is locked"."""
+    for attempt in range(6):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+        for child in _open_at_once(url, tmp_path / f"go-{attempt}", 4):
+            assert child.returncode == 0, child.stderr[-2000:]
+        assert migrate.schema_status(make_engine(url)) == "current"
+
+
+@pytest.mark.postgres
+def test_processes_creating_one_new_postgresql_schema_at_once_all_open_it(pg_schema_url: str, tmp_path: Path) -> None:
+    for child in _open_at_once(pg_schema_url, tmp_path / "go", 4):
+        assert child.returncode == 0, child.stderr[-2000:]
+    assert migrate.schema_status(make_engine(pg_schema_url)) == "current"

@@ -5,6 +5,7 @@ folder as the package `monitor._alembic` (see pyproject.toml).
 """
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from alembic import command
@@ -93,11 +94,20 @@ def require_current(engine: Engine, *, create_if_empty: bool) -> None:
     status = schema_status(engine)
     if status == "current":
         return
-    if status == "empty":
-        if not create_if_empty:
-            raise SchemaOutdatedError("the database has no monitor schema: run `monitor db upgrade`")
-        upgrade(engine)
-        return
+    if status in ("empty", "unversioned"):
+        # Several processes may start together on a new database (a daemon, `serve`, a report):
+        # one creates the schema while the others wait, then find it there. Read while it is
+        # being created, a schema may look unversioned (its tables before its version), so that
+        # too is read again under the lock, once the creation is over.
+        with _schema_lock(engine):
+            status = schema_status(engine)
+            if status == "empty":
+                if not create_if_empty:
+                    raise SchemaOutdatedError("the database has no monitor schema: run `monitor db upgrade`")
+                upgrade(engine)
+                status = schema_status(engine)
+        if status == "current":
+            return
     if status == "unversioned":
         raise SchemaOutdatedError(
             f"database {engine.url.render_as_string(hide_password=True)} has tables but no monitor schema "
@@ -111,6 +121,39 @@ def require_current(engine: Engine, *, create_if_empty: bool) -> None:
     raise SchemaOutdatedError(
         f"database schema is at {current}, newer than this monitor ({head}); upgrade monitor"
     )
+
+
+# Any fixed 64-bit number: the PostgreSQL advisory lock under which the schema is created.
+_SCHEMA_LOCK_KEY = 0x6D6F6E69746F72   # "monitor"
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Hold, across processes, the one lock under which a schema is created.
+
+    PostgreSQL: a session advisory lock, on a connection of its own. SQLite: an exclusive flock on
+    the database file itself (SQLite locks with fcntl ranges, which flock does not touch), so no
+    lock file is left behind. An in-memory SQLite database is one process's alone.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                connection.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:") or not Path(database).is_file():
+        yield
+        return
+    with open(database, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _script_location() -> Path:
