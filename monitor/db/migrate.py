@@ -6,6 +6,8 @@ folder as the package `monitor._alembic` (see pyproject.toml).
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,9 +133,8 @@ _SCHEMA_LOCK_KEY = 0x6D6F6E69746F72   # "monitor"
 def _schema_lock(engine: Engine) -> Iterator[None]:
     """Hold, across processes, the one lock under which a schema is created.
 
-    PostgreSQL: a session advisory lock, on a connection of its own. SQLite: an exclusive flock on
-    the database file itself (SQLite locks with fcntl ranges, which flock does not touch), so no
-    lock file is left behind. An in-memory SQLite database is one process's alone.
+    PostgreSQL: a session advisory lock, on a connection of its own. SQLite: an exclusive flock on a
+    lock file of its own. An in-memory SQLite database is one process's alone.
     """
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
@@ -145,10 +146,13 @@ def _schema_lock(engine: Engine) -> Iterator[None]:
                 connection.commit()
         return
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:") or not Path(database).is_file():
+    if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    with open(database, "rb") as handle:
+    # Never a second descriptor on the database file itself: closing it would drop this process's
+    # SQLite (POSIX) locks on it. A lock file of its own, in the temporary folder, keyed by the path.
+    key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"monitor-schema-{key}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
