@@ -2,6 +2,7 @@
 
     python bench/matching.py [--stories 1 1000 10000 100000] [--rounds 10] [--texts FILE.jsonl ...]
                              [--related 0.001] [--queries 0.3]
+    python bench/matching.py --tick --stories 10000 [--database URL]
 
 The stories are made from real news text (the articles and references under tests/data and
 the demo site's articles, plus any JSON-lines files given with --texts, e.g. the shared
@@ -25,6 +26,11 @@ For each count: the time to compile the matcher (what the daemon pays when stori
 the memory stories and matcher take (traced allocations, the story tables freed), how many
 stories pass the prefilter per article, and the median time per article. Targets: median with
 100,000 stories at most 3x the median with one; memory under 1 GiB for 100,000 stories.
+
+With `--tick`: what a daemon's tick spends on its stories (`Runtime.matcher()`, used once) with
+that many stories stored in a database (a temporary SQLite file, or the empty database at
+`--database`): the first tick (every version recorded), ticks when nothing changed, and the tick
+after one story got a new version (judged and rebuilt), in wall and CPU seconds.
 """
 from __future__ import annotations
 
@@ -35,8 +41,10 @@ import pickle
 import random
 import re
 import statistics
+import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -207,6 +215,35 @@ def _median_ms(matcher: Matcher, articles: list[Article], rounds: int) -> float:
     return statistics.median(timings)
 
 
+def _timed(work: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _tick(count: int, texts: list[_Text], args: argparse.Namespace) -> None:
+    from monitor.config import settings_from_dict
+    from monitor.db.story_models import judge, rebuild
+    from monitor.runtime import Runtime
+
+    stories = load_stories([SUMMIT, *_generate(count - 1, texts, args)])
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.database or f"sqlite:///{Path(folder) / 'tick.db'}"
+        with Runtime.open(settings_from_dict({"database": {"url": url}}), stories=stories) as runtime:
+            def refresh() -> None:
+                assert runtime.matcher().stories      # what a tick's first match asks for: the compiled stories
+
+            first = _timed(refresh)
+            same = [_timed(refresh) for _ in range(3)]
+            judge(runtime.store, stories[0].id, "https://judged.test/1", "on", author="bench")
+            rebuild(runtime.store, stories[0])
+            changed = _timed(refresh)
+    unchanged = min(same, key=lambda t: t[1])
+    print(f"{count:,} stories, one tick's story refresh: first {first[0]:.2f} s ({first[1]:.2f} s CPU); "
+          f"nothing changed {unchanged[0] * 1000:.1f} ms ({unchanged[1] * 1000:.1f} ms CPU); "
+          f"one story's new version {changed[0]:.2f} s ({changed[1]:.2f} s CPU)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stories", type=int, nargs="+", default=[1, 1000, 10_000, 100_000],
@@ -217,7 +254,15 @@ def main() -> None:
     parser.add_argument("--related", type=float, default=0.001,
                         help="share of stories that keep their topic words (only names renamed)")
     parser.add_argument("--queries", type=float, default=0.3, help="share of query-only stories")
+    parser.add_argument("--tick", action="store_true",
+                        help="measure a daemon tick's story refresh (stories in a database) instead")
+    parser.add_argument("--database", help="with --tick: an empty database to use instead of a temporary SQLite file")
     args = parser.parse_args()
+    if args.tick:
+        texts = _texts(args.texts)
+        for count in args.stories:
+            _tick(count, texts, args)
+        return
     articles = _articles()
     texts = _texts(args.texts)
     print(f"{len(articles)} articles x {args.rounds} rounds; stories made from {len(texts)} real texts, "

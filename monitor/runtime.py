@@ -20,6 +20,7 @@ from typing import Any
 from monitor._types import Article, MatchResult
 from monitor.config import Settings
 from monitor.db.store import Store
+from monitor.db.story_models import CurrentMatcher
 from monitor.exceptions import MonitorError
 from monitor.matching import Matcher, Story
 from monitor.pipeline import Pipeline
@@ -45,6 +46,7 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.stories = list(stories)
+        self._current = CurrentMatcher(store, self.stories)   # compiled again only when a version changed
 
     @classmethod
     def open(cls, settings: Settings, *, stories: Sequence[Story] | None = None, create: bool = True,
@@ -66,8 +68,9 @@ class Runtime:
         self.close()
 
     def matcher(self) -> LazyMatcher:
-        """The stories at their current versions in the database, as of this call."""
-        return matcher_for(self.store, self.stories)
+        """The stories at their current versions in the database, as of its first use: the matcher
+        the last call compiled while no (story, version) changed, else compiled anew."""
+        return LazyMatcher(self._current)
 
     def pipeline(self, *, progress: Callable[[str], None] | None = None) -> Pipeline:
         """A pipeline on this store and the current matcher; the caller closes it."""
@@ -100,9 +103,7 @@ def matcher_for(store: Store, stories: Sequence[Story]) -> LazyMatcher:
     """The stories as their current model versions in this database say (monitor.db.story_models).
 
     Built on first use: compiling the stories is wasted on a pass that finds nothing new."""
-    from monitor.db.story_models import build_matcher
-
-    return LazyMatcher(lambda: build_matcher(store, stories))
+    return LazyMatcher(CurrentMatcher(store, stories))
 
 
 class LazyMatcher:

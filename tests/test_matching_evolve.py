@@ -11,7 +11,7 @@ import pytest
 
 from monitor._types import Article
 from monitor.db.store import ArticleWrite, Store
-from monitor.db.story_models import current_stories, rebuild
+from monitor.db.story_models import current_stories, judge, rebuild, versions
 from monitor.db.story_state import learned_names, record_learning
 from monitor.matching import Matcher, load_stories
 from monitor.matching.evolve import learnable_names, with_learned
@@ -162,3 +162,74 @@ def test_versions_of_more_stories_than_sqlite_takes_parameters_are_read(db_url: 
         read_back = current_stories(store, many, record=False)
     assert [s.id for s in read_back] == [s.id for s in many]
     assert [s.version for s in read_back[:3]] == [s.version for s in recorded] and recorded[0].version
+
+
+# -- the daemon's matcher on every tick ---------------------------------------------------------
+
+_JUDGE_ELSEWHERE = """
+import sys
+from monitor.db.store import Store
+from monitor.db.story_models import judge, rebuild
+from monitor.matching import load_stories
+
+[story] = load_stories([{"id": sys.argv[2]}])
+with Store.open(sys.argv[1], create=False) as store:
+    judge(store, sys.argv[2], sys.argv[3], "on", author="analyst")
+    print(rebuild(store, story)[0].version)
+"""
+
+
+def test_a_tick_reuses_the_compiled_stories_until_another_process_makes_a_new_version(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    """A daemon asks for its matcher every tick: compiling 10,000 stories takes tens of seconds, so
+    the matcher is compiled again only when a version it uses changed, and a version made by
+    another process (here `judge` and a rebuild) is what the next tick matches with."""
+    import subprocess
+    import sys
+
+    from monitor.config import settings_from_dict
+    from monitor.runtime import Runtime
+
+    other = replace(story, id=f"{story.id}-other")
+    with Store.open(db_url, create=True) as store:
+        runtime = Runtime(settings_from_dict({"database": {"url": db_url}}), store, [story, other])
+        first = runtime.matcher()
+        compiled = first._built()
+        # Nothing changed: the next ticks match with the very same compiled stories.
+        assert runtime.matcher()._built() is compiled and runtime.matcher()._built() is compiled
+        # A version of a story this daemon does not match with changes nothing it matches with.
+        current_stories(store, [replace(story, id="not-this-daemons")])
+        assert runtime.matcher()._built() is compiled
+
+        url = "https://judged.test/article"
+        done = subprocess.run([sys.executable, "-c", _JUDGE_ELSEWHERE, db_url, story.id, url],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        new_version = done.stdout.strip()
+        assert new_version and new_version != compiled.stories[0].version
+
+        rebuilt = runtime.matcher()._built()
+        assert rebuilt is not compiled
+        by_id = {s.id: s for s in rebuilt.stories}
+        assert by_id[story.id].version == new_version and by_id[story.id].judged == {url: "on"}
+        assert by_id[other.id].version == {s.id: s for s in compiled.stories}[other.id].version
+        assert runtime.matcher()._built() is rebuilt
+        # The matcher handed out before keeps deciding with the versions of its own tick.
+        assert first.stories[0].version == compiled.stories[0].version
+
+
+def test_the_current_stories_are_read_one_version_a_story(db_url: str, story) -> None:  # type: ignore[no-untyped-def]
+    """Many versions of a story (a rebuild a day) cost a tick nothing: the newest of the story's own
+    definition decides, and a new definition carries over the newest version of any definition."""
+    edited = replace(story, threshold=story.threshold + 0.01)
+    with Store.open(db_url, create=True) as store:
+        for day in range(1, 6):
+            judge(store, story.id, f"https://judged.test/{day}", "on", author="analyst")
+            rebuild(store, story, at=datetime(2024, 1, day, tzinfo=UTC))
+        newest = versions(store, story.id)[0]
+        [current] = current_stories(store, [story])
+        assert current.version == newest.version and len(current.judged) == 5
+        # Another definition (the story edited) recorded later: this one still decides with its own.
+        [after_edit] = current_stories(store, [edited])
+        assert after_edit.version != newest.version and after_edit.judged == current.judged
+        assert current_stories(store, [story])[0].version == newest.version
+        assert current_stories(store, [edited])[0].version == after_edit.version
