@@ -4,7 +4,7 @@ failed, and the stories' matches and near misses. `ArticleStore` is part of `Sto
 The mappings live here once: `Article` -> columns (`article_values`), row -> `ArticleRow`
 (`article_row`) and back to an `Article` (`ArticleRow.article`), a verdict -> match or near-miss
 columns (`match_values`, `near_miss_values`), and a match joined with its article -> `StoredMatch`
-(`STORED_MATCH_COLUMNS`, `stored_match`).
+(`MATCH_COLUMNS` and `match_fields`, with `STORED_MATCH_COLUMNS` and `stored_match` built on them).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from monitor._types import Article, MatchResult, StoredMatch
 from monitor.db import models as m
 from monitor.db.base import StoreBase, check_indexable, chunks, stored_key
 
-__all__ = ["FILED_AT", "STORED_MATCH_COLUMNS", "ArticleRow", "ArticleStore", "ArticleWrite", "article_row",
+__all__ = ["FILED_AT", "MATCH_COLUMNS", "STORED_MATCH_COLUMNS", "ArticleRow", "ArticleStore", "ArticleWrite", "article_row",
            "article_values", "match_values", "matches_in", "near_miss_values", "stored_match"]
 
 
@@ -124,34 +124,28 @@ def matches_in(stmt: Select[*tuple[Any, ...]], story_ids: Sequence[str] | None, 
     return stmt
 
 
-# A match joined with its article, as the digest and the alerts read it: the columns and the mapping.
-STORED_MATCH_COLUMNS = (
-    m.Match.story_id, m.Match.score, m.Match.logit, m.Match.evidence, m.Match.matched_at, m.Match.best_passage,
+# A match joined with its article: the columns every reader of matches takes (the API's pages of
+# matches, `browse.MatchRow`), and the mapping of a row of them to fields named as StoredMatch names them.
+MATCH_COLUMNS = (
+    m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.best_passage, m.Match.matched_at,
     m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
-    m.Article.outlet, m.Article.published, m.Article.fetched_at, m.Article.lang, m.Article.body,
+    m.Article.outlet, m.Article.lang, m.Article.published, m.Article.fetched_at,
 )
+# What the digest and the alerts read besides: the article's body and the match's logit.
+STORED_MATCH_COLUMNS = (*MATCH_COLUMNS, m.Match.logit, m.Article.body)
+
+
+def match_fields(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    """A row of `MATCH_COLUMNS` as the fields of a match (first seen is `fetched_at`)."""
+    return {"story_id": row.story_id, "score": row.score, "evidence": tuple(row.evidence or ()),
+            "best_passage": row.best_passage, "matched_at": row.matched_at, "article_id": row.id,
+            "url": row.final_url, "canonical_url": row.url, "feed_url": row.feed_url, "title": row.title,
+            "outlet": row.outlet, "lang": row.lang, "published": row.published, "fetched_at": row.fetched_at}
 
 
 def stored_match(row: Row[*tuple[Any, ...]]) -> StoredMatch:
     """A row of `STORED_MATCH_COLUMNS` as a StoredMatch."""
-    return StoredMatch(
-        story_id=row.story_id,
-        score=row.score,
-        evidence=tuple(row.evidence),
-        matched_at=row.matched_at,
-        article_id=row.id,
-        url=row.final_url,
-        canonical_url=row.url,
-        feed_url=row.feed_url,
-        title=row.title,
-        outlet=row.outlet,
-        published=row.published,
-        fetched_at=row.fetched_at,
-        lang=row.lang,
-        body=row.body,
-        best_passage=row.best_passage,
-        logit=row.logit,
-    )
+    return StoredMatch(**match_fields(row), body=row.body, logit=row.logit)
 
 
 class ArticleStore(StoreBase):

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Row, exists, func, select
 
 from monitor._types import StoredNearMiss
 from monitor.db import models as m
-from monitor.db.articles import FILED_AT, matches_in
+from monitor.db.articles import FILED_AT, MATCH_COLUMNS, match_fields, matches_in
 from monitor.db.store import Store
 
 
@@ -35,6 +36,13 @@ class MatchRow:
     published: datetime | None
     first_seen: datetime
 
+    @classmethod
+    def of(cls, row: Row[*tuple[Any, ...]]) -> MatchRow:
+        """A row of `MATCH_COLUMNS`, mapped as a StoredMatch is (`match_fields`), first seen as the API names it."""
+        fields = match_fields(row)
+        fields["first_seen"] = fields.pop("fetched_at")
+        return cls(**fields)
+
 
 @dataclass(frozen=True, slots=True)
 class MatchFilter:
@@ -53,22 +61,13 @@ def match_counts(store: Store) -> dict[str, int]:
 
 def page_of_matches(store: Store, where: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:
     """One page of the matches `where` selects, newest first, and how many it selects in all."""
-    columns = (
-        m.Match.story_id, m.Match.score, m.Match.evidence, m.Match.best_passage, m.Match.matched_at,
-        m.Article.id, m.Article.final_url, m.Article.url, m.Article.feed_url, m.Article.title,
-        m.Article.outlet, m.Article.lang, m.Article.published, m.Article.fetched_at,
-    )
-    page = (matches_in(select(*columns), where.story_ids, where.since, where.until, where.min_score)
+    page = (matches_in(select(*MATCH_COLUMNS), where.story_ids, where.since, where.until, where.min_score)
             .order_by(FILED_AT.desc(), m.Article.id.desc(), m.Match.story_id).limit(limit).offset(offset))
     total = matches_in(select(func.count()), where.story_ids, where.since, where.until, where.min_score)
     with store.transaction() as conn:
         rows = conn.execute(page).all()
         count = int(conn.execute(total).scalar_one())
-    return [MatchRow(story_id=r.story_id, score=r.score, evidence=tuple(r.evidence or ()), best_passage=r.best_passage,
-                     matched_at=r.matched_at, article_id=r.id, url=r.final_url, canonical_url=r.url,
-                     feed_url=r.feed_url, title=r.title, outlet=r.outlet, lang=r.lang, published=r.published,
-                     first_seen=r.fetched_at) for r in rows], count
-
+    return [MatchRow.of(r) for r in rows], count
 
 
 def near_misses(store: Store, story_ids: Sequence[str], *, since: datetime | None = None,
