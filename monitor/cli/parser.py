@@ -45,6 +45,21 @@ def _sub(group: Any, name: str, help: str, **kw: Any) -> argparse.ArgumentParser
     return parser
 
 
+_MATCH_ONLY = "match against this story only (repeatable)"     # an ingest command's --story
+
+
+def _window(parser: argparse.ArgumentParser, *, since: str | None = None, until: str | None = None,
+            story: str | None = None) -> None:
+    """The options that narrow what a command reads, each with its own help (an option with no help
+    is left out): --since T and --until T, the window [since, until); --story ID, repeatable."""
+    if since is not None:
+        parser.add_argument("--since", metavar="T", type=_time_arg, help=since)
+    if until is not None:
+        parser.add_argument("--until", metavar="T", type=_time_arg, help=until)
+    if story is not None:
+        parser.add_argument("--story", metavar="ID", action="append", help=story)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="monitor", formatter_class=_Formatter, epilog=EPILOG,
@@ -81,9 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "seen, when the feed gave none); the window is [since, until).\n\n"
                      "examples:\n  monitor report --since 7d\n  monitor report --story trump-kim-summit-2018 "
                      "--format html --output digest.html")
-    rep.add_argument("--since", metavar="T", type=_time_arg, help="start of the window (inclusive)")
-    rep.add_argument("--until", metavar="T", type=_time_arg, help="end of the window (exclusive)")
-    rep.add_argument("--story", metavar="ID", action="append", help="only this story (repeatable)")
+    _window(rep, since="start of the window (inclusive)", until="end of the window (exclusive)",
+            story="only this story (repeatable)")
     rep.add_argument("--format", default="text", choices=("text", "markdown", "html", "json", "csv"),
                      help="digest format: text (default, for a terminal), markdown, html (one self-contained page), json "
                           "(docs: README, `report --format json`) or csv (one match a row)")
@@ -159,8 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "The story's next version (names learned and judgments made since) is recorded first.\n"
                      "Run with --dry-run first: it writes nothing and says what the new version would change.")
     sb.add_argument("id", help="the story's id (`monitor stories list`)")
-    sb.add_argument("--since", metavar="T", type=_time_arg, help="only articles from T (inclusive)")
-    sb.add_argument("--until", metavar="T", type=_time_arg, help="only articles before T")
+    _window(sb, since="only articles from T (inclusive)", until="only articles before T")
     sb.add_argument("--dry-run", action="store_true", help="count and show the changes, write nothing")
     sb.add_argument("--keep-version", action="store_true", help="re-score with the story's current version instead "
                     "of making the next one (with --dry-run: check that stored decisions are what it decides)")
@@ -260,10 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "  monitor ingest warc CC-NEWS-20180612*.warc.gz --story trump-kim-summit-2018\n"
                                "  monitor ingest warc crawl.warc --since 2018-03-01 --until 2018-09-01")
     iw.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WARC files, gzipped or not")
-    iw.add_argument("--since", metavar="T", type=_time_arg, help="only records captured from T on (WARC-Date)")
-    iw.add_argument("--until", metavar="T", type=_time_arg, help="only records captured before T")
-    iw.add_argument("--story", metavar="ID", action="append",
-                    help="match against this story only (repeatable; default: every enabled story)")
+    _window(iw, since="only records captured from T on (WARC-Date)", until="only records captured before T",
+            story="match against this story only (repeatable; default: every enabled story)")
     ism = ins.add_parser("sitemap", help="the pages a sitemap lists (news sitemaps, sitemap indexes)",
                          formatter_class=_Formatter,
                          description="Fetch the sitemap at URL (and the sitemaps an index lists), then fetch and store\n"
@@ -274,9 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "  monitor ingest sitemap https://example.org/news-sitemap.xml \\\n"
                                 "      --since 2018-06-01 --until 2018-07-01")
     ism.add_argument("url", metavar="URL", help="the sitemap or sitemap index (http(s); gzipped or not)")
-    ism.add_argument("--since", metavar="T", type=_time_arg, help="only pages dated from T on (undated pages are left out)")
-    ism.add_argument("--until", metavar="T", type=_time_arg, help="only pages dated before T")
-    ism.add_argument("--story", metavar="ID", action="append", help="match against this story only (repeatable)")
+    _window(ism, since="only pages dated from T on (undated pages are left out)", until="only pages dated before T",
+            story=_MATCH_ONLY)
     iu = ins.add_parser("urls", help="the pages of a list of URLs (a file, or - for standard input)",
                         formatter_class=_Formatter,
                         description="Fetch and store the page at every URL of FILE (one a line; blank lines and lines\n"
@@ -285,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "fetched again. Articles are recorded under the feed urls:FILE-NAME (urls:stdin).\n\n"
                                "example:\n  grep summit links.txt | monitor ingest urls -")
     iu.add_argument("file", metavar="FILE", help="the list of URLs, or - for standard input")
-    iu.add_argument("--story", metavar="ID", action="append", help="match against this story only (repeatable)")
+    _window(iu, story=_MATCH_ONLY)
 
     rs = cmd("reader-sync", "hand the entries of a reader (the feed-reader library) database to the monitor",
              epilog="Opens READER_DB with the monitor's reader plugin, updates reader's due feeds with --update,\n"
@@ -296,8 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "  monitor reader-sync db.sqlite --since 2018-05-01     older entries are skipped for good")
     rs.add_argument("reader_db", metavar="READER_DB", help="reader's database file")
     rs.add_argument("--update", action="store_true", help="let reader update its due feeds first")
-    rs.add_argument("--since", metavar="T", type=_time_arg,
-                    help="hand over only entries published from T on (first catch-up of a large history)")
+    _window(rs, since="hand over only entries published from T on (first catch-up of a large history)")
     return p
 
 
