@@ -183,18 +183,26 @@ def test_the_same_article_in_two_feeds_is_stored_once(tmp_path: Path, sqlite_url
 
 def test_feeds_commands_and_opml_round_trip(tmp_path: Path, sqlite_url: str) -> None:
     config = make_config(tmp_path, sqlite_url, ["https://config.example/rss"])
-    assert "added https://news.example/world.xml" in monitor(config, "feeds", "add", "https://news.example/world.xml").stdout
+    assert monitor(config, "feeds", "add", "https://news.example/world.xml").stdout == "added https://news.example/world.xml\n"
+    assert monitor(config, "feeds", "add", "https://config.example/rss").stdout == \
+        "https://config.example/rss is already configured\n"
     listing = monitor(config, "feeds", "list").stdout
     assert "https://config.example/rss" in listing and "https://news.example/world.xml" in listing
     assert "never fetched" in listing and "next due now" in listing
     opml = monitor(config, "feeds", "export").stdout
     assert 'xmlUrl="https://news.example/world.xml"' in opml and opml.startswith("<?xml")
-    assert "removed" in monitor(config, "feeds", "remove", "https://news.example/world.xml").stdout
+    assert monitor(config, "feeds", "remove", "https://news.example/world.xml").stdout == \
+        "removed https://news.example/world.xml\n"
+    assert monitor(config, "feeds", "remove", "https://news.example/world.xml").stdout == \
+        "no feed https://news.example/world.xml\n"
     assert "https://news.example/world.xml" not in monitor(config, "feeds", "list").stdout
     (tmp_path / "subs.opml").write_text(opml, encoding="utf-8")
     assert "1 feed added" in monitor(config, "feeds", "import", str(tmp_path / "subs.opml")).stdout
-    assert "disabled" in monitor(config, "feeds", "disable", "https://news.example/world.xml").stdout
+    assert monitor(config, "feeds", "disable", "https://news.example/world.xml").stdout == \
+        "disabled https://news.example/world.xml\n"
     assert "DISABLED" in monitor(config, "feeds", "list").stdout
+    assert monitor(config, "feeds", "enable", "https://news.example/world.xml").stdout == \
+        "enabled https://news.example/world.xml\n"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import check_url, open_store
+from monitor.cli.common import check_url, open_store, write_output
 from monitor.config import Settings
 from monitor.exceptions import ConfigError
 from monitor.progress import StatusLine
@@ -27,14 +27,14 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "add":
             check_url(args.url)
             feed = store.add_feed(args.url, title=args.title, interval_seconds=int(args.interval) if args.interval else None)
-            print(f"added {feed.url}" if feed.source == "cli" else f"{feed.url} is already configured")
+            write_output(render_feed_change("add", feed.url, done=feed.source == "cli"), None)
         elif args.action == "remove":
-            print(f"removed {args.url}" if store.remove_feed(args.url) else f"no feed {args.url}")
+            write_output(render_feed_change("remove", args.url, done=store.remove_feed(args.url)), None)
             return 0
         elif args.action in ("enable", "disable"):
             if not store.set_feed_enabled(args.url, args.action == "enable"):
                 raise ConfigError(f"no feed {args.url} (see `monitor feeds list`)")
-            print(f"{args.action}d {args.url}")
+            write_output(render_feed_change(args.action, args.url, done=True), None)
         elif args.action == "import":
             try:
                 data = args.file.read_bytes()
@@ -56,6 +56,16 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # -- rendering ------------------------------------------------------------------------------
+
+def render_feed_change(action: str, url: str, *, done: bool) -> str:
+    """The line `feeds add/remove/enable/disable` answers with; `done` is false when there was
+    nothing to do (the feed was configured already, or there was no such feed to remove)."""
+    if action == "add":
+        return f"added {url}" if done else f"{url} is already configured"
+    if action == "remove":
+        return f"removed {url}" if done else f"no feed {url}"
+    return f"{action}d {url}"
+
 
 def render_feed_list(settings: Settings, feeds: list[Any], polls: dict[Any, Any]) -> str:
     """`feeds list`: each feed with its title, state, last fetch, errors, next check and polling."""
