@@ -10,6 +10,7 @@ current versions, and send alerts the same way:
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -131,6 +132,15 @@ class LazyMatcher:
         if name.startswith("__") or name in ("_build", "_matcher", "_lock"):
             raise AttributeError(name)
         return getattr(self._built(), name)
+
+    def __copy__(self) -> LazyMatcher:
+        """The same compiled stories (built once, for both) with a rule-error count of its own, from
+        0: what one pass matches with (monitor.pipeline.passes)."""
+        def own_count() -> Matcher:
+            mine = copy.copy(self._built())
+            mine.rule_errors = 0
+            return mine
+        return LazyMatcher(own_count)
 
     def _built(self) -> Matcher:
         with self._lock:

@@ -201,3 +201,65 @@ def test_two_callers_hand_entries_over_at_the_same_time(db_url: str) -> None:
         assert {title: source for title, (source, _body) in stored.items()} == \
             {"Harbour reopens": "page", "Bridge closes": "page"}
         assert "the page's own text" in stored["Bridge closes"][1]
+
+
+class _ExplodingRule:
+    """Raises on every article; on the first caller's article only once the second caller's pass
+    has ended, so that the two passes overlap whatever the scheduling."""
+
+    name = "exploding"
+    version = "1"
+    second_pass_done: Any = None
+
+    def __init__(self, story: Any, params: Any) -> None:
+        pass
+
+    def evaluate(self, doc: Any) -> Any:
+        if doc.url.endswith("/a"):
+            assert _ExplodingRule.second_pass_done.wait(timeout=30)
+        raise RuntimeError("boom")
+
+
+def test_two_passes_at_once_each_count_their_own_rule_errors(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Two callers' passes share the pipeline's matcher: each summary counts the rule errors of its
+    own articles, not the other pass's (one shared count gave the pass that ended last both)."""
+    import logging
+    import threading
+
+    from _httpserver import LocalServer, _send
+    from test_hostile import HTML_TYPE, article_page
+
+    from monitor.matching import RuleSpec, Story
+
+    _ExplodingRule.second_pass_done = threading.Event()
+    story = Story(id="exploding", title="Every article", anchors_needed=0,
+                  rules=(RuleSpec("exploding", factory=_ExplodingRule, weight=1.0),))
+
+    first_asked = threading.Event()     # the first pass has started: its page is asked for
+
+    def page(title: str, *, first: bool) -> Any:
+        def handler(h: Any) -> None:
+            if first:
+                first_asked.set()
+            else:
+                first_asked.wait(timeout=30)
+            _send(h, 200, HTML_TYPE, article_page(title, f"{title}: the page's own text."))
+        return handler
+
+    with caplog.at_level(logging.CRITICAL, logger="monitor.matching"), \
+            LocalServer({"/a": page("Harbour reopens", first=True), "/b": page("Bridge closes", first=False)}) as server, \
+            MonitorService(_settings(db_url), stories=[story]) as svc:
+        summaries: dict[str, Any] = {}
+
+        def hand_over(name: str) -> None:
+            entry = external_entry(id=f"urn:{name}", link=server.url(f"/{name}"), title=name)
+            summaries[name] = svc.ingest("reader", server.url(f"/feed-{name}"), [entry])
+            if name == "b":
+                _ExplodingRule.second_pass_done.set()
+
+        first = threading.Thread(target=hand_over, args=("a",))
+        first.start()
+        hand_over("b")
+        first.join(timeout=60)
+        assert not first.is_alive()
+    assert [(summaries[n].new_articles, summaries[n].rule_errors) for n in ("a", "b")] == [(1, 1), (1, 1)]

@@ -11,6 +11,7 @@ and then the outcomes of the feeds they finished, one transaction per batch of u
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -144,7 +145,10 @@ class Pass:
         self.pipeline = pipeline
         self.settings = pipeline.settings
         self.store = pipeline.store
-        self.matcher: MatcherLike = pipeline.matcher     # the matcher of the pass's start, to its end
+        # The matcher of the pass's start, to its end, with a rule-error count of the pass's own:
+        # passes run at once share the pipeline's matcher, and each counted the other's errors too.
+        # A shallow copy shares the compiled stories, not the count (a LazyMatcher's, once built).
+        self.matcher: MatcherLike = copy.copy(pipeline.matcher)
         self.leases = leases
         self.stop = stop or threading.Event()
         self.summary = PassSummary()
