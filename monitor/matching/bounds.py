@@ -10,8 +10,9 @@ every story: the cosine the reference rule computes, with the story weights roun
 precision, so the sum is never below it. A candidate whose bound stays under its floor can only
 be "no match, not a near miss", so it need not be evaluated: the decisions are the same.
 
-Python's string hash keys the terms (the same in one process, all this index lives in); two
-words with one hash only add to a bound, never take from it. An article in another language
+Python's string hash keys the terms (the same within one process; a copy in another process
+bounds nothing and keeps every candidate); two words with one hash only add to a bound, never
+take from it. An article in another language
 than a story's reference may be compared on names alone (ReferenceRule's names path): the bound
 then takes the highest that comparison can give.
 """
@@ -27,6 +28,8 @@ __all__ = ["ReferenceBounds"]
 
 # Below its floor by less than this, a bound keeps its story: sums in another order differ in the last bits.
 _SLACK = 1e-9
+# Hashed at freeze and at every look-up: another process (a copy unpickled there) hashes it differently.
+_SALT = "monitor.matching.bounds"
 
 
 class ReferenceBounds:
@@ -45,12 +48,14 @@ class ReferenceBounds:
         return bool(self._floors)
 
     def add(self, story: int, terms: Mapping[str, float], floor: float, *, lang: str | None = None,
-            names_scale: float = 0.0) -> None:
-        """Bound `story` (its number) by its reference `terms`: it is kept only when the bound
-        reaches `floor` (math.inf: never), or names_scale does for an article not in `lang`."""
+            names_scale: float = 0.0, norm: float | None = None) -> None:
+        """Bound `story` (its number) by its reference `terms` (of norm `norm`, worked out when
+        not given): it is kept only when the bound reaches `floor` (math.inf: never), or
+        names_scale does for an article not in `lang`."""
         if self._frozen:
             raise RuntimeError("the bounds are frozen")
-        norm = math.sqrt(sum(w * w for w in terms.values()))
+        if norm is None:
+            norm = math.sqrt(sum(w * w for w in terms.values()))
         self._floors[story] = floor
         if lang and names_scale > 0.0:
             self._names[story] = (lang, names_scale)
@@ -64,21 +69,25 @@ class ReferenceBounds:
         """Build the table for `stories` stories in all (bounded or not)."""
         self._frozen = True
         self._count = stories
+        self._salt = hash(_SALT)
         sizes = np.fromiter((len(h) for h in self._hashes), dtype=np.int64, count=len(self._hashes))
-        hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, dtype=np.int64)
-        weights = np.concatenate(self._weights) if self._weights else np.zeros(0, dtype=np.float64)
         owners = np.repeat(np.asarray(self._numbers, dtype=np.int32), sizes)
-        self._hashes, self._weights, self._numbers = [], [], []
-        order = np.argsort(hashes, kind="stable")
-        hashes, weights, owners = hashes[order], weights[order], owners[order]
-        del order
+        weights = np.concatenate(self._weights) if self._weights else np.zeros(0, dtype=np.float64)
+        self._weights = []
         # Half precision, rounded up: a bound may be a little high, never low.
         half = weights.astype(np.float16)
         low = half.astype(np.float64) < weights
         half[low] = np.nextafter(half[low], np.float16(np.inf))
-        self._post_weights = half
-        self._post_stories = owners
-        self._keys, starts = np.unique(hashes, return_index=True)
+        del weights, low
+        hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, dtype=np.int64)
+        self._hashes, self._numbers = [], []
+        order = np.argsort(hashes, kind="stable")
+        hashes, self._post_weights, self._post_stories = hashes[order], half[order], owners[order]
+        del order, half, owners
+        # Each word's postings: the run of equal hashes starting at its first.
+        starts = np.flatnonzero(np.diff(hashes)) + 1 if len(hashes) else np.zeros(0, dtype=np.int64)
+        starts = np.concatenate(([0], starts)) if len(hashes) else starts
+        self._keys = hashes[starts]
         self._starts = np.append(starts, len(hashes)).astype(np.int64)
         self._floor = np.full(stories, -np.inf)
         for story, floor in self._floors.items():
@@ -119,6 +128,8 @@ class ReferenceBounds:
         """The candidates, in order, that are not bounded or whose bound reaches their floor."""
         if not candidates:
             return []
+        if hash(_SALT) != self._salt:   # unpickled in another process: its hashes are not these
+            return list(candidates)
         chosen = np.asarray(candidates, dtype=np.int64)
         bounded = self._bounded[chosen]
         if not bounded.any():

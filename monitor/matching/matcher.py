@@ -174,7 +174,7 @@ class Matcher:
                 reference, similarity = floor
                 names_scale = reference.names_scale if reference.lang and reference.name_terms else 0.0
                 self._bounds.add(len(self._stories) - 1, reference.terms, similarity, lang=reference.lang,
-                                 names_scale=names_scale)
+                                 names_scale=names_scale, norm=reference.norm)
         self._bounds.freeze(len(self._stories))
         self._windows = _RequiredWindows(s.rules for s in self._stories)
         self._judged = {i for i, s in enumerate(self._stories) if s.story.judged}
