@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,3 +168,25 @@ def test_outside_a_required_window_a_story_is_not_evaluated() -> None:
     [naive] = matcher.match(_article(0, late, naive=True))
     assert not naive.matched
     assert math.isfinite(inside.score)
+
+
+def test_bounds_copied_to_another_process_keep_every_candidate(tmp_path: Path) -> None:
+    # Terms are keyed by this process's string hashes; another process hashes differently.
+    bounds = ReferenceBounds()
+    bounds.add(0, {"summit": 1.0, "talks": 0.5}, 0.5)
+    bounds.add(1, {"harbour": 1.0}, 0.5)
+    bounds.freeze(2)
+    assert bounds.reachable([0, 1], {"summit": 2.0, "weather": 1.0}, math.sqrt(5.0), None) == [0]
+    (tmp_path / "bounds.pickle").write_bytes(pickle.dumps(bounds))
+    script = ("import math, pickle, sys; b = pickle.load(open(sys.argv[1], 'rb')); "
+              "print(b.reachable([0, 1], {'summit': 2.0, 'weather': 1.0}, math.sqrt(5.0), None))")
+    seed = "1" if hash("monitor.matching.bounds") != _hash_with_seed("1") else "2"
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bounds.pickle")], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+    assert out.stdout.strip() == "[0, 1]"
+
+
+def _hash_with_seed(seed: str) -> int:
+    out = subprocess.run([sys.executable, "-c", "print(hash('monitor.matching.bounds'))"], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+    return int(out.stdout)
