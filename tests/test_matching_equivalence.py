@@ -289,17 +289,24 @@ def test_indexed_matcher_decides_as_every_story_scored_alone() -> None:
                 summary=r.get("summary", ""), fetched_at=datetime(2018, 6, 12, tzinfo=UTC),
                 published=datetime.fromisoformat(r["published"]) if r.get("published") else None, lang=r.get("lang"))
         for n, r in enumerate(texts)]
-    passed = matched = 0
+    passed = matched = evaluated = 0
     for article in articles:
         doc = Document.from_article(article)
         expected = [i for i, story in enumerate(enabled) if plain_is_candidate(story, doc.vocabulary)]
         assert matcher.candidates(doc) == expected, article.title
+        every = matcher.match(article, every_candidate=True)
+        assert every == [alone[enabled[i].id].explain(article, enabled[i].id)[0] for i in expected], article.title
+        # What the similarity bounds and windows leave out is only ever "no match, not a near miss".
         results = matcher.match(article)
-        assert results == [alone[enabled[i].id].explain(article, enabled[i].id)[0] for i in expected], article.title
+        assert results == [r for r in every if r.story_id in {x.story_id for x in results}], article.title
+        assert {r.story_id for r in every if r.matched or r.near_miss} <= {r.story_id for r in results}, article.title
         passed += len(expected)
+        evaluated += len(results)
         matched += sum(r.matched for r in results)
-    # The comparison means something: many stories pass, some match, many are skipped.
-    assert 0 < matched < passed < len(enabled) * len(articles) / 2
+    # The comparison means something: many stories pass, some match, many are skipped, and the
+    # bounds leave out many of those that pass.
+    assert 0 < matched < evaluated < passed < len(enabled) * len(articles) / 2
+    assert evaluated < 0.9 * passed
 
 
 def test_shared_terms_are_the_same_mapping_held_once() -> None:

@@ -67,8 +67,9 @@ def test_prefilter_skips_articles_that_cannot_match(matcher: Matcher) -> None:
 
 def test_outside_window_vetoes_even_a_perfect_article(matcher: Matcher) -> None:
     article, _ = _article("on-summit-day", published=datetime(2019, 2, 27, tzinfo=UTC))
-    result = _verdict(matcher, article)
-    assert result is not None and not result.matched and result.score == 0.0
+    assert _verdict(matcher, article) is None     # vetoed by the window, so not even evaluated
+    result, _, candidate = matcher.explain(article, STORY)
+    assert candidate and not result.matched and result.score == 0.0
     assert "published 2019-02-27, outside the story window" in result.evidence
 
 

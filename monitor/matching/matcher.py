@@ -5,6 +5,11 @@ A cheap prefilter comes first, in the manner of Lucene's Monitor: every story is
 stories an article holds enough of those words for are evaluated. Most stories are never looked
 at, and the facet rules of those that are share one per-document table of where each alias occurs.
 
+A story the calibrated reference rule decides (every derived story) is then kept only when an
+upper bound of its reference similarity, computed for all such stories at once
+(monitor.matching.bounds), reaches the similarity below which it could neither match nor be a
+near miss whatever its other rules score: the decisions are those of evaluating every candidate.
+
 Names a story learned from confident matches (monitor.matching.evolve) add a small, capped
 amount to the logit; they are not facets, so they never make an article a candidate.
 """
@@ -12,16 +17,30 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from monitor._types import Article, MatchResult
 from monitor.matching.base import Document, Rule, RuleResult, Story
+from monitor.matching.bounds import ReferenceBounds
 from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
 from monitor.matching.index import StoryIndex
 from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
-from monitor.matching.rules import FacetIndex
+from monitor.matching.rules import (
+    CoverageRule,
+    FacetIndex,
+    LeadRule,
+    QueryRule,
+    ReferenceRule,
+    TitleRule,
+    WindowRule,
+    document_vector,
+)
 from monitor.matching.text import Alias, is_cjk, tokenize
 
 __all__ = ["Matcher", "NEAR_MISS_MARGIN"]
@@ -55,6 +74,59 @@ def _required_query_words(rules: list[tuple[Rule, float, bool]]) -> list[Alias] 
     return None
 
 
+# Rules whose score is known to lie in [0, 1]: a story with any other cannot be bounded.
+_SCORED_IN_UNIT = (WindowRule, TitleRule, LeadRule, CoverageRule, QueryRule, ReferenceRule)
+
+
+def _similarity_floor(story: Story, rules: list[tuple[Rule, float, bool]]) -> tuple[ReferenceRule, float] | None:
+    """The story's reference rule and the similarity under which the story can neither match nor
+    come within NEAR_MISS_MARGIN of its threshold, whatever its other rules and learned names
+    add (math.inf: it never can); None when no such floor can be told."""
+    references = [(rule, weight) for rule, weight, _ in rules if type(rule) is ReferenceRule]
+    if (len(references) != 1 or references[0][1] <= 0.0 or not 0.0 < story.threshold < 1.0
+            or not all(type(rule) in _SCORED_IN_UNIT for rule, _, _ in rules)):
+        return None
+    reference, weight = references[0]
+    most_else = story.bias + sum(max(0.0, w) for rule, w, _ in rules if rule is not reference)
+    if story.learned:
+        most_else += max(0.0, LEARNED_WEIGHT)
+    lowest_kept = math.log(story.threshold / (1.0 - story.threshold)) - NEAR_MISS_MARGIN
+    # The reference rule scores min(1, similarity / full_at): the score it must reach, then the similarity.
+    score = (lowest_kept - most_else) / weight
+    if score <= 0.0:
+        return None
+    return reference, (math.inf if score > 1.0 else score * reference.full_at)
+
+
+class _RequiredWindows:
+    """The time windows of the stories whose window rule is required: an article published
+    outside one is vetoed (no match, no near miss), so the story need not be evaluated."""
+
+    # Seconds of leeway: a timestamp is a float, the rule compares datetimes.
+    _LEEWAY = 1.0
+
+    def __init__(self, stories_rules: Iterable[list[tuple[Rule, float, bool]]]) -> None:
+        starts, ends = array("d"), array("d")
+        for rules in stories_rules:
+            window = next((r for r, _, required in rules if required and type(r) is WindowRule), None)
+            start = window.start if window is not None else None
+            end = window.end if window is not None else None
+            # Naive times are left to the rule itself (their zone is the machine's).
+            starts.append(start.timestamp() if start is not None and start.tzinfo is not None else -math.inf)
+            ends.append(end.timestamp() if end is not None and end.tzinfo is not None else math.inf)
+        self._starts, self._ends = np.frombuffer(starts), np.frombuffer(ends)
+        self._any = bool(np.isfinite(self._starts).any() or np.isfinite(self._ends).any())
+
+    def inside(self, candidates: list[int], published: datetime | None) -> list[int]:
+        """The candidates whose required window (if any) may hold `published`."""
+        if not self._any or published is None or published.tzinfo is None:
+            return candidates
+        when = published.timestamp()
+        chosen = np.asarray(candidates, dtype=np.int64)
+        keep = (self._starts[chosen] <= when + self._LEEWAY) & (when - self._LEEWAY <= self._ends[chosen])
+        return candidates if keep.all() else [int(i) for i in chosen[keep]]
+
+
 class _CompiledStory:
     __slots__ = ("story", "rules", "facets")
 
@@ -77,6 +149,7 @@ class Matcher:
         self.rule_errors = 0
         self._stories: list[_CompiledStory] = []
         self._index = StoryIndex()
+        self._bounds = ReferenceBounds()
         for story in stories:
             if not story.enabled:
                 continue
@@ -96,6 +169,15 @@ class Matcher:
             if query_words:
                 needs = {_QUERY_LABEL: query_words}
             self._index.add(needs, story.anchors, story.anchors_needed)
+            floor = _similarity_floor(story, rules)
+            if floor is not None:
+                reference, similarity = floor
+                names_scale = reference.names_scale if reference.lang and reference.name_terms else 0.0
+                self._bounds.add(len(self._stories) - 1, reference.terms, similarity, lang=reference.lang,
+                                 names_scale=names_scale, norm=reference.norm)
+        self._bounds.freeze(len(self._stories))
+        self._windows = _RequiredWindows(s.rules for s in self._stories)
+        self._judged = {i for i, s in enumerate(self._stories) if s.story.judged}
 
     @property
     def stories(self) -> list[Story]:
@@ -106,10 +188,31 @@ class Matcher:
         it holds as many of the story's anchors as the story needs."""
         return self._index.candidates(doc.vocabulary)
 
-    def match(self, article: Article) -> list[MatchResult]:
-        """One result per story evaluated; stories the prefilter rules out are skipped."""
+    def to_evaluate(self, doc: Document) -> list[int]:
+        """The candidates, ascending, that can match or be a near miss: all but those published
+        outside their required window and those whose similarity bound stays under their floor;
+        and always those an analyst judged on this article."""
+        found = self.candidates(doc)
+        if not found:
+            return found
+        kept = self._windows.inside(found, doc.published)
+        if self._bounds and kept:
+            vector, norm = document_vector(doc)
+            kept = self._bounds.reachable(kept, vector, norm, doc.lang.lower()[:2] if doc.lang else None)
+        if self._judged and len(kept) < len(found):
+            judged = {i for i in found if i in self._judged and doc.url in self._stories[i].story.judged}
+            if judged:
+                kept = sorted(judged.union(kept))
+        return kept
+
+    def match(self, article: Article, *, every_candidate: bool = False) -> list[MatchResult]:
+        """One result per story evaluated: every story that matches or is a near miss, and others.
+        Stories the prefilter rules out are skipped, and so are those whose reference similarity
+        cannot reach their floor, unless `every_candidate` (what a score for every article, as the
+        evaluation's threshold sweep reads, needs)."""
         doc = Document.from_article(article, self.background)
-        return [self._evaluate(self._stories[i], doc) for i in self.candidates(doc)]
+        chosen = self.candidates(doc) if every_candidate else self.to_evaluate(doc)
+        return [self._evaluate(self._stories[i], doc) for i in chosen]
 
     def explain(self, article: Article, story_id: str) -> tuple[MatchResult, dict[str, RuleResult], bool]:
         """One story's verdict on `article`, with each rule's own result, even when the prefilter

@@ -23,7 +23,7 @@ from monitor.matching.query import parse as parse_query
 from monitor.matching.text import Alias, parse_alias, tokenize
 
 __all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
-           "FacetIndex"]
+           "FacetIndex", "document_vector"]
 
 
 def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -223,6 +223,18 @@ class CoverageRule:
                           passage)
 
 
+def document_vector(doc: Document) -> tuple[dict[str, float], float]:
+    """The document's tf-idf vector (the title counts twice) and its norm, once per document:
+    what the reference rule compares every story's terms with."""
+    cached: tuple[dict[str, float], float] | None = doc.cache.get("tfidf")
+    if cached is None:
+        tokens = [*doc.title_tokens, *doc.title_tokens, *doc.summary_tokens,
+                  *(t for part in doc.paragraph_tokens for t in part)]
+        vector = tfidf_vector(tokens, doc.background)
+        cached = doc.cache["tfidf"] = (vector, math.sqrt(sum(w * w for w in vector.values())))
+    return cached
+
+
 class ReferenceRule:
     """Cosine similarity of the document with the story's weighted terms; `full_at` maps to 1.
 
@@ -259,16 +271,11 @@ class ReferenceRule:
         return ", ".join(t for _, t in shared[:self._SHOWN])
 
     def evaluate(self, doc: Document) -> RuleResult:
-        vector = doc.cache.get("tfidf")
-        if vector is None:
-            tokens = [*doc.title_tokens, *doc.title_tokens, *doc.summary_tokens,
-                      *(t for part in doc.paragraph_tokens for t in part)]
-            vector = doc.cache["tfidf"] = tfidf_vector(tokens, doc.background)
-            doc.cache["tfidf-norm"] = math.sqrt(sum(w * w for w in vector.values()))
+        vector, norm = document_vector(doc)
         # similarity() with both norms known: this runs for every candidate story of every article.
         terms = self.terms
         dot = sum(vector[t] * terms[t] for t in vector.keys() & terms.keys())
-        value = min(1.0, dot / (doc.cache["tfidf-norm"] * self.norm)) if dot > 0.0 else 0.0
+        value = min(1.0, dot / (norm * self.norm)) if dot > 0.0 else 0.0
         evidence = [f"reference similarity {value:.2f}" + (f" (shares {self._shared(vector, terms)})"
                                                            if value >= self._EXPLAINED else "")]
         details: dict[str, Any] = {"similarity": round(value, 4)}
