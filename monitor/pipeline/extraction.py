@@ -23,6 +23,9 @@ from monitor.lifeline import follow
 
 log = logging.getLogger("monitor.pipeline")
 
+# How long closing the pipeline waits for the last pool's manager thread to wind down.
+_MANAGER_JOIN_SECONDS = 10
+
 
 class ExtractionPool:
     """A process pool started on first use and replaced when broken or stuck; safe to share
@@ -103,12 +106,19 @@ class ExtractionPool:
             return _processes(self._pool) if self._pool is not None else []
 
     def close(self) -> None:
-        """End the workers now."""
+        """End the workers now, for good (the pipeline is closing)."""
         with self._lock:
             pool, self._pool = self._pool, None
             self._started.clear()
-        if pool is not None:
-            _terminate(pool)
+        if pool is None:
+            return
+        manager = _terminate(pool)
+        # Let the pool's manager thread finish closing its wake-up pipe now (it does once the
+        # workers are gone): at interpreter exit, Python 3.11 wakes every such thread, and one
+        # still closing its pipe at that moment prints a traceback ("Bad file descriptor") after
+        # a clean run. Only here: a pool replaced mid-pass (`replace`) must not hold the pass up.
+        if manager is not None:
+            manager.join(timeout=_MANAGER_JOIN_SECONDS)
 
     def _forget(self, fut: Future[ExtractedPage]) -> None:
         with self._lock:
@@ -158,16 +168,15 @@ def _processes(pool: ProcessPoolExecutor) -> list[BaseProcess]:
     return list((getattr(pool, "_processes", None) or {}).values())
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """End `pool` and its worker processes now, whatever they are doing."""
+def _terminate(pool: ProcessPoolExecutor) -> threading.Thread | None:
+    """End `pool` and its worker processes now, whatever they are doing, without waiting: the
+    pool's manager thread, which winds down on its own once the workers are gone (None if it
+    never started)."""
     processes = _processes(pool)
+    # Read before shutdown, which forgets it.
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
-    # Let the pool's manager thread finish closing its wake-up pipe now (it does once the workers
-    # are gone): at interpreter exit, Python 3.11 wakes every such thread, and one still closing
-    # its pipe at that moment prints a traceback ("Bad file descriptor") after a clean run.
-    manager = getattr(pool, "_executor_manager_thread", None)
-    if isinstance(manager, threading.Thread):
-        manager.join(timeout=10)
+    return manager if isinstance(manager, threading.Thread) else None
