@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
 import os
 import threading
 import time
@@ -64,6 +66,10 @@ class ExtractionPool:
             self._end(generation, on_purpose=False)
             pool, generation = self._current()
             return submit(pool), generation
+
+    def prepare(self) -> None:
+        """Have the workers' server start loading now (see `start_server`)."""
+        start_server()
 
     def replace(self, generation: int) -> None:
         """End the pool of `generation` now, whatever its workers are doing (a stuck page), unless
@@ -131,10 +137,7 @@ class ExtractionPool:
             if self._pool is None:
                 # forkserver: workers fork from a clean server that has trafilatura imported once,
                 # never from this process with its fetcher threads and open database connections.
-                ctx = multiprocessing.get_context("forkserver")
-                from monitor.extract import EXTRACTION_MODULES
-
-                ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
+                ctx = _forkserver_context()
                 # Each worker ends with this process, even when it is killed with SIGKILL (it never
                 # gets to close the pool); the forkserver and resource tracker then end too.
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
@@ -151,6 +154,24 @@ class ExtractionPool:
             if on_purpose:
                 self._ended_on_purpose.add(generation)
         _terminate(pool)
+
+
+def start_server() -> None:
+    """Start, in the background, the server the extraction workers are forked from: it loads the
+    extraction modules (about a second of CPU) while this process does other work, instead of
+    while the first page waits for a worker (one core idle). Returns at once; once a process."""
+    _forkserver_context()
+    multiprocessing.forkserver.ensure_running()
+
+
+def _forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver start method, its server told to load the extraction modules before it forks
+    any worker (they take effect when the server starts: once a process)."""
+    from monitor.extract import EXTRACTION_MODULES
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
+    return ctx
 
 
 def charset(fetched: FetchResult) -> str | None:
