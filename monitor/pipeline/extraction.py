@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
 import os
 import threading
 import time
@@ -22,6 +24,9 @@ from monitor._types import ExtractedPage, FetchResult
 from monitor.lifeline import follow
 
 log = logging.getLogger("monitor.pipeline")
+
+# How long closing the pipeline waits for the last pool's manager thread to wind down.
+_MANAGER_JOIN_SECONDS = 10
 
 
 class ExtractionPool:
@@ -61,6 +66,10 @@ class ExtractionPool:
             self._end(generation, on_purpose=False)
             pool, generation = self._current()
             return submit(pool), generation
+
+    def prepare(self) -> None:
+        """Have the workers' server start loading now (see `start_server`)."""
+        start_server()
 
     def replace(self, generation: int) -> None:
         """End the pool of `generation` now, whatever its workers are doing (a stuck page), unless
@@ -103,12 +112,19 @@ class ExtractionPool:
             return _processes(self._pool) if self._pool is not None else []
 
     def close(self) -> None:
-        """End the workers now."""
+        """End the workers now, for good (the pipeline is closing)."""
         with self._lock:
             pool, self._pool = self._pool, None
             self._started.clear()
-        if pool is not None:
-            _terminate(pool)
+        if pool is None:
+            return
+        manager = _terminate(pool)
+        # Let the pool's manager thread finish closing its wake-up pipe now (it does once the
+        # workers are gone): at interpreter exit, Python 3.11 wakes every such thread, and one
+        # still closing its pipe at that moment prints a traceback ("Bad file descriptor") after
+        # a clean run. Only here: a pool replaced mid-pass (`replace`) must not hold the pass up.
+        if manager is not None:
+            manager.join(timeout=_MANAGER_JOIN_SECONDS)
 
     def _forget(self, fut: Future[ExtractedPage]) -> None:
         with self._lock:
@@ -121,10 +137,7 @@ class ExtractionPool:
             if self._pool is None:
                 # forkserver: workers fork from a clean server that has trafilatura imported once,
                 # never from this process with its fetcher threads and open database connections.
-                ctx = multiprocessing.get_context("forkserver")
-                from monitor.extract import EXTRACTION_MODULES
-
-                ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
+                ctx = _forkserver_context()
                 # Each worker ends with this process, even when it is killed with SIGKILL (it never
                 # gets to close the pool); the forkserver and resource tracker then end too.
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
@@ -143,6 +156,24 @@ class ExtractionPool:
         _terminate(pool)
 
 
+def start_server() -> None:
+    """Start, in the background, the server the extraction workers are forked from: it loads the
+    extraction modules (about a second of CPU) while this process does other work, instead of
+    while the first page waits for a worker (one core idle). Returns at once; once a process."""
+    _forkserver_context()
+    multiprocessing.forkserver.ensure_running()
+
+
+def _forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver start method, its server told to load the extraction modules before it forks
+    any worker (they take effect when the server starts: once a process)."""
+    from monitor.extract import EXTRACTION_MODULES
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(EXTRACTION_MODULES))
+    return ctx
+
+
 def charset(fetched: FetchResult) -> str | None:
     """The charset of the Content-Type header, if the server named one."""
     for param in fetched.headers.get("content-type", "").split(";")[1:]:
@@ -158,16 +189,15 @@ def _processes(pool: ProcessPoolExecutor) -> list[BaseProcess]:
     return list((getattr(pool, "_processes", None) or {}).values())
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """End `pool` and its worker processes now, whatever they are doing."""
+def _terminate(pool: ProcessPoolExecutor) -> threading.Thread | None:
+    """End `pool` and its worker processes now, whatever they are doing, without waiting: the
+    pool's manager thread, which winds down on its own once the workers are gone (None if it
+    never started)."""
     processes = _processes(pool)
+    # Read before shutdown, which forgets it.
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
-    # Let the pool's manager thread finish closing its wake-up pipe now (it does once the workers
-    # are gone): at interpreter exit, Python 3.11 wakes every such thread, and one still closing
-    # its pipe at that moment prints a traceback ("Bad file descriptor") after a clean run.
-    manager = getattr(pool, "_executor_manager_thread", None)
-    if isinstance(manager, threading.Thread):
-        manager.join(timeout=10)
+    return manager if isinstance(manager, threading.Thread) else None

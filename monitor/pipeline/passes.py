@@ -172,6 +172,9 @@ class Pass:
         summary, tasks, stop, to_fetch = self.summary, self._tasks, self.stop, self._to_fetch
         summary.feeds = len(feeds)
         errors_before = self.matcher.rule_errors
+        if feeds:
+            # Pages will likely come: the extraction workers' server loads while the feeds are fetched.
+            self.pipeline.extraction.prepare()
         # Feed checks are started a few at a time, not all at once: 100,000 queued futures took
         # hundreds of MiB, and every page fetch of the pass waited behind all of them.
         unstarted = deque(feeds)
