@@ -124,6 +124,9 @@ def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
             records.read_to_end(record)
             start = records.get_record_offset()
             end = start + records.get_record_length()
+            if end <= start:
+                # Garbled lengths can make warcio's offsets point back: nothing here can be trusted.
+                raise _Broken(start, f"the record's length points back to offset {end}")
             counts.records += 1
             counts.pages += page is not None
             yield WarcRecord(page, start, end)
@@ -133,6 +136,8 @@ def _records(fh: BinaryIO, pos: int, max_bytes: int, counts: WarcCounts,
         counts.records += 1
         counts.truncated += 1
         log.warning("%s: the file ends inside the record at offset %d; it is skipped", fh.name, start)
+    except _Broken:
+        raise
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
         raise _Broken(start, f"{type(e).__name__}: {str(e)[:120]}") from None
     except Exception as e:    # the file is hostile input: whatever a garbled record makes warcio raise

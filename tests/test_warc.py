@@ -413,3 +413,16 @@ def test_garbled_data_whose_offsets_point_back_is_read_to_the_end(tmp_path: Path
     assert not reader.is_alive(), "the reader went back and read the same stretch again and again"
     assert not failed, failed
     assert found and counts.broken >= 1 and counts.records >= len(found)
+
+
+def test_a_record_whose_length_points_back_is_broken_data_not_a_record() -> None:
+    """A mutated archive (kept from a fuzz run) where warcio reads a record at offset 350 whose
+    garbled length ends it at 348: it used to be yielded with its end before its start, a resume
+    point behind the record. It is counted as broken and reading goes on after it."""
+    from monitor.warc import WarcCounts, read_warc
+
+    counts = WarcCounts()
+    records = list(read_warc(DATA / "length-points-back.warc.gz", max_bytes=1 << 20, counts=counts))
+    assert records and all(r.end > r.start for r in records)
+    assert [r.start for r in records] == sorted({r.start for r in records})
+    assert counts.broken >= 1 and counts.records == len(records) + counts.truncated
