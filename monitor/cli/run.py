@@ -13,11 +13,6 @@ from monitor.wording import plural
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.fail_on_errors and not args.once:
         raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
-    from monitor.pipeline.extraction import start_server
-
-    # The extraction workers' server loads its modules (a second) while this process imports
-    # its own and opens the store and the stories, not while the first page waits for it.
-    start_server()
     from monitor.daemon import run_daemon, run_once
     from monitor.runtime import Runtime
     with Runtime.open(settings) as runtime:

@@ -158,6 +158,7 @@ class Pass:
         self._in_pass: set[str] = set()                  # canonical URLs being fetched this pass
         self._max_attempts = max(1, self.settings.fetch.page_retries)
         self._to_fetch: PageQueue[Candidate] = PageQueue(max(1, self.settings.fetch.per_host))
+        self._extraction_prepared = False
         self._ready: list[_Ready] = []
         self._ready_since: float | None = None
         self._ticker: Ticker | None = None
@@ -172,9 +173,6 @@ class Pass:
         summary, tasks, stop, to_fetch = self.summary, self._tasks, self.stop, self._to_fetch
         summary.feeds = len(feeds)
         errors_before = self.matcher.rule_errors
-        if feeds:
-            # Pages will likely come: the extraction workers' server loads while the feeds are fetched.
-            self.pipeline.extraction.prepare()
         # Feed checks are started a few at a time, not all at once: 100,000 queued futures took
         # hundreds of MiB, and every page fetch of the pass waited behind all of them.
         unstarted = deque(feeds)
@@ -251,7 +249,13 @@ class Pass:
         fp = _FeedProgress(check)
         self._progress[check.feed.id] = fp
         assert self._ticker is not None
-        for cand in self._new_candidates(fp):
+        candidates = self._new_candidates(fp)
+        if candidates and not self._extraction_prepared:
+            # Pages are coming: the extraction workers' server loads while they are fetched. Not
+            # earlier: a pass that finds nothing new never pays its memory (some 125 MiB).
+            self._extraction_prepared = True
+            self.pipeline.extraction.prepare()
+        for cand in candidates:
             fp.pending += 1
             self._ticker.page_queued()
             if cand.page is not None:
