@@ -100,13 +100,6 @@ def _open_store(settings: Settings, *, create: bool, sync_feeds: bool) -> Store:
     return store
 
 
-def matcher_for(store: Store, stories: Sequence[Story]) -> LazyMatcher:
-    """The stories as their current model versions in this database say (monitor.db.story_models).
-
-    Built on first use: compiling the stories is wasted on a pass that finds nothing new."""
-    return LazyMatcher(CurrentMatcher(store, stories))
-
-
 class LazyMatcher:
     """A Matcher made by `build` when first used; until then it has counted no rule errors.
     Safe to share between threads (it is built once)."""

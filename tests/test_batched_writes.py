@@ -200,8 +200,9 @@ def test_an_article_that_cannot_be_stored_costs_the_others_of_its_batch_nothing(
 
 
 def test_the_matcher_is_built_only_when_an_article_needs_it(sqlite_url: str) -> None:
+    from monitor.db.story_models import CurrentMatcher
     from monitor.matching import load_stories
-    from monitor.runtime import LazyMatcher, matcher_for
+    from monitor.runtime import LazyMatcher
 
     built: list[int] = []
     lazy = LazyMatcher(lambda: built.append(1) or _Counting())
@@ -210,7 +211,7 @@ def test_the_matcher_is_built_only_when_an_article_needs_it(sqlite_url: str) -> 
     assert lazy.stories == [] and built == [1]               # built once
 
     with Store.open(sqlite_url, create=True) as store:
-        matcher = matcher_for(store, load_stories([{"id": "trump-kim-summit-2018"}]))
+        matcher = LazyMatcher(CurrentMatcher(store, load_stories([{"id": "trump-kim-summit-2018"}])))
         assert isinstance(matcher, LazyMatcher) and matcher._matcher is None
         assert [s.id for s in matcher.stories] == ["trump-kim-summit-2018"]
 

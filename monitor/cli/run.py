@@ -11,10 +11,11 @@ from monitor.wording import plural
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.fail_on_errors and not args.once:
-        raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
     from monitor.daemon import run_daemon, run_once
     from monitor.runtime import Runtime
+
+    if args.fail_on_errors and not args.once:
+        raise ConfigError("--fail-on-errors goes with --once (the daemon keeps running through failures)")
     with Runtime.open(settings) as runtime:
         if args.once:
             summary = run_once(runtime)

@@ -14,7 +14,6 @@ A new version is only ever made on purpose:
 Nothing else, neither a process starting nor the order in which articles arrive, changes one.
 
     stories = current_stories(store, configured)      # what every command and daemon matches with
-    matcher = build_matcher(store, configured)
     current = CurrentMatcher(store, configured)        # a daemon's: current() compiles only after a change
 """
 from __future__ import annotations
@@ -39,7 +38,7 @@ from monitor.matching.feedback import ArticleText, moved_profile
 from monitor.matching.matcher import Matcher
 
 __all__ = ["JUDGMENT_LABELS", "StoryVersion", "definition_hash", "model_hash", "current_stories", "current_if_stored",
-           "build_matcher", "CurrentMatcher", "rebuild", "versions", "Judgment", "judge", "judgments", "judgment_history",
+           "CurrentMatcher", "rebuild", "versions", "Judgment", "judge", "judgments", "judgment_history",
            "judged_texts", "judged_articles"]
 
 # A learned name must mark the story, not its setting: at least this share of the stored articles
@@ -191,7 +190,8 @@ def _versions_fingerprint(store: Store) -> tuple[int, int | None]:
 
 class CurrentMatcher:
     """The matcher of `stories` at their current versions, compiled again only when one changed:
-    what a daemon matches with, asked for on every tick.
+    the one way a matcher is built with a database (monitor.runtime: the daemon, the service,
+    `stories test`, `eval`, backfill and the API), asked for on every tick by a daemon.
 
     Each call reads a fingerprint of the versions table first (one row). While it is unchanged,
     the matcher of the last call is returned and nothing else is read; when it changed (a version
@@ -223,12 +223,6 @@ class CurrentMatcher:
                 self._matcher = Matcher(stories)
             self._fingerprint, self._versions = fingerprint, versions
             return self._matcher
-
-
-def build_matcher(store: Store | None, stories: Sequence[Story]) -> Matcher:
-    """The one way to build a matcher: the daemon, the service, `stories test`, `eval`, backfill and
-    the API all match with this. Without a database, the stories as configured (no version)."""
-    return Matcher(current_stories(store, stories) if store is not None else list(stories))
 
 
 def current_if_stored(database_url: str, story: Story) -> Story:

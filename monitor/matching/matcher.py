@@ -140,7 +140,7 @@ class Matcher:
     """Matches articles against the enabled stories. `rule_errors` counts rules that raised.
 
     `background` gives the document frequencies of the reference rule's tf-idf; None (what every
-    command and daemon uses, monitor.db.story_models.build_matcher) keeps the shipped prior.
+    command and daemon uses, monitor.db.story_models.CurrentMatcher) keeps the shipped prior.
     """
 
     def __init__(self, stories: Sequence[Story], *, background: Background | None = None) -> None:

@@ -68,8 +68,11 @@ class ExtractionPool:
             return submit(pool), generation
 
     def prepare(self) -> None:
-        """Have the workers' server start loading now (see `start_server`)."""
-        start_server()
+        """Start, in the background, the server the workers are forked from: it loads the
+        extraction modules (about a second of CPU) while this process fetches the first pages,
+        instead of while the first page waits for a worker (one core idle). Returns at once."""
+        _forkserver_context()
+        multiprocessing.forkserver.ensure_running()
 
     def replace(self, generation: int) -> None:
         """End the pool of `generation` now, whatever its workers are doing (a stuck page), unless
@@ -154,14 +157,6 @@ class ExtractionPool:
             if on_purpose:
                 self._ended_on_purpose.add(generation)
         _terminate(pool)
-
-
-def start_server() -> None:
-    """Start, in the background, the server the extraction workers are forked from: it loads the
-    extraction modules (about a second of CPU) while this process does other work, instead of
-    while the first page waits for a worker (one core idle). Returns at once; once a process."""
-    _forkserver_context()
-    multiprocessing.forkserver.ensure_running()
 
 
 def _forkserver_context() -> multiprocessing.context.ForkServerContext:
