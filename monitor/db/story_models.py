@@ -95,10 +95,7 @@ def model_hash(definition: str, learned: Sequence[str], judgments: Mapping[str, 
 
 
 def _apply(story: Story, version: StoryVersion) -> Story:
-    if version.learned:     # with_learned reads every alias of the story: a tick's cost with 100,000 stories
-        [story] = with_learned([replace(story, learned=())], {story.id: version.learned})
-    else:
-        story = replace(story, learned=())
+    [story] = with_learned([replace(story, learned=())], {story.id: version.learned})
     return replace(story, version=version.version, judged=dict(version.judgments),
                    terms=dict(version.terms) if version.terms is not None else story.terms)
 
