@@ -14,7 +14,9 @@ the logistic model behind a derived story's score, sigmoid(bias + weight * simil
   the shipped ones.
 
 Brief rows are left out of fitting and scoring; articles outside the story window are vetoed
-and left out of the fit (the window decides them, not the similarity).
+and left out of the fit (the window decides them, not the similarity). Articles that name none
+of the story's names are vetoed by its required `names` rule when scored, and kept in the fit:
+the similarity means the same with or without the gate.
 """
 from __future__ import annotations
 
@@ -38,12 +40,13 @@ def _when(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-Row = tuple[float, float | None, bool, bool]
+Row = tuple[float, float | None, bool, bool, bool]
 
 
 def scored_rows(story_dir: Path) -> tuple[str, list[Row]]:
-    """(story id, [(similarity, names similarity, inside the window, labelled on)]) for the non-brief
-    rows; the names similarity is None for an article in the reference's own language."""
+    """(story id, [(similarity, names similarity, inside the window, labelled on, names one of the
+    story's names)]) for the non-brief rows; the names similarity is None for an article in the
+    reference's own language."""
     meta = json.loads((story_dir / "story.json").read_text(encoding="utf-8"))
     read = read_article(str(story_dir / meta.get("reference", "reference.txt")), None)
     table, _ = new_story(meta["id"], read, title=meta.get("title"), start=_when(meta["start"]),
@@ -65,7 +68,8 @@ def scored_rows(story_dir: Path) -> tuple[str, list[Row]]:
         result, rules, _ = matcher.explain(article, story.id)
         inside = rules["window"].score > 0 if "window" in rules else True
         details = rules["reference"].details
-        rows.append((details["similarity"], details.get("names_similarity"), inside, row["label"] == "on"))
+        named = rules["names"].score > 0 if "names" in rules else True
+        rows.append((details["similarity"], details.get("names_similarity"), inside, row["label"] == "on", named))
     return story.id, rows
 
 
@@ -76,7 +80,7 @@ def _p(x: float, w: float, b: float) -> float:
 def fit(rows: list[Row], l2: float = 0.01) -> tuple[float, float]:
     """Logistic regression of `on` on similarity (Newton's method, a little L2 on the weight),
     on the articles inside the window written in the reference's language."""
-    data = [(x, 1.0 if y else 0.0) for x, names, inside, y in rows if inside and names is None]
+    data = [(x, 1.0 if y else 0.0) for x, names, inside, y, _ in rows if inside and names is None]
     w = b = 0.0
     for _ in range(100):
         gw = gb = hww = hwb = hbb = 0.0
@@ -102,7 +106,7 @@ def fit(rows: list[Row], l2: float = 0.01) -> tuple[float, float]:
 def fit_names_scale(rows: list[Row], w: float, b: float) -> float:
     """The scale of the names similarity that best explains the other-language articles, given
     the fitted weight and bias (a grid of 0.01 steps: one number, found the same way every time)."""
-    data = [(x, names, y) for x, names, inside, y in rows if inside and names is not None]
+    data = [(x, names, y) for x, names, inside, y, _ in rows if inside and names is not None]
 
     def loglik(scale: float) -> float:
         total = 0.0
@@ -115,8 +119,9 @@ def fit_names_scale(rows: list[Row], w: float, b: float) -> float:
 
 
 def score(rows: list[Row], w: float, b: float, scale: float) -> dict[str, float]:
-    probs = [(_p(max(x, scale * (names or 0.0)), w, b) if inside else 0.0) for x, names, inside, _ in rows]
-    labels = [y for _, _, _, y in rows]
+    probs = [(_p(max(x, scale * (names or 0.0)), w, b) if inside and named else 0.0)
+             for x, names, inside, _, named in rows]
+    labels = [y for _, _, _, y, _ in rows]
     tp = sum(p >= 0.5 and y for p, y in zip(probs, labels))
     fp = sum(p >= 0.5 and not y for p, y in zip(probs, labels))
     fn = sum(p < 0.5 and y for p, y in zip(probs, labels))

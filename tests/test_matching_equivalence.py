@@ -17,8 +17,8 @@ from monitor._types import Article
 from monitor.matching import Matcher, load_stories
 from monitor.matching.authoring import story_table
 from monitor.matching.base import Document, Story
-from monitor.matching.index import shared_terms
-from monitor.matching.matcher import _required_query_words
+from monitor.matching.index import prefilter_words, shared_terms
+from monitor.matching.matcher import _required_names, _required_query_words
 from monitor.matching.names import derive_names
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import FacetIndex
@@ -139,16 +139,18 @@ def _has_alias(alias: Alias, vocabulary: frozenset[str]) -> bool:
     return alias.first in vocabulary
 
 
-def plain_is_candidate(story: Story, vocabulary: frozenset[str]) -> bool:
-    """What the prefilter lets through, from the story alone, story by story: a word of each facet
-    (of the required query's words for a story without facets) and `anchors_needed` anchors."""
-    if story.facets:
-        needs = list(FacetIndex(story).all_aliases().values())
-    else:
-        rules = [(spec.factory(story, spec.params), spec.weight, spec.required) for spec in story.rules
-                 if spec.factory is not None]
-        words = _required_query_words(rules)
-        needs = [words] if words else []
+def plain_is_candidate(story: Story, doc: Document) -> bool:
+    """What the prefilter lets through, from the story alone, story by story: a word of each facet,
+    of each group of words its required query needs (a `title:` word in the title), of its
+    required names, and `anchors_needed` anchors."""
+    rules = [(spec.factory(story, spec.params), spec.weight, spec.required) for spec in story.rules
+             if spec.factory is not None]
+    needs = list(FacetIndex(story).all_aliases().values()) if story.facets else []
+    needs += _required_query_words(rules)
+    names = _required_names(rules)
+    if names:
+        needs.append(names)
+    vocabulary = prefilter_words(doc.vocabulary, doc.title_tokens)
     anchors = set(story.anchors)
     if not needs and not anchors:
         return True
@@ -158,7 +160,7 @@ def plain_is_candidate(story: Story, vocabulary: frozenset[str]) -> bool:
 
 def plain_candidates(stories: list[Story], doc: Document) -> list[int]:
     enabled = [s for s in stories if s.enabled]
-    return [i for i, story in enumerate(enabled) if plain_is_candidate(story, doc.vocabulary)]
+    return [i for i, story in enumerate(enabled) if plain_is_candidate(story, doc)]
 
 
 def test_prefilter_and_prefix_aliases_find_what_the_plain_scan_finds() -> None:
@@ -292,7 +294,7 @@ def test_indexed_matcher_decides_as_every_story_scored_alone() -> None:
     passed = matched = evaluated = 0
     for article in articles:
         doc = Document.from_article(article)
-        expected = [i for i, story in enumerate(enabled) if plain_is_candidate(story, doc.vocabulary)]
+        expected = [i for i, story in enumerate(enabled) if plain_is_candidate(story, doc)]
         assert matcher.candidates(doc) == expected, article.title
         every = matcher.match(article, every_candidate=True)
         assert every == [alone[enabled[i].id].explain(article, enabled[i].id)[0] for i in expected], article.title

@@ -295,6 +295,22 @@ def test_required_terms(query: str, required: set[str] | None) -> None:
     assert parse(query).required_terms() == expected
 
 
+@pytest.mark.parametrize(("query", "groups"), [
+    ("kim", [{"kim"}]),
+    ("kim AND summit*", [{"kim"}, {"summit*"}]),
+    ("trump NEAR/5 kim", [{"trump"}, {"kim"}]),
+    ('"kim jong un" AND (talks OR summit)', [{"jong"}, {"talks", "summit"}]),
+    ("title:singapore", [{"title:singapore"}]),
+    ('title:summit OR "kim jong un"', [{"title:summit", "jong"}]),
+    ("(kim AND moon) OR trump", [{"kim", "trump"}]),
+    ("summit -iran", [{"summit"}]),
+    ("NOT iran", []),
+    ("kim OR NOT iran", []),
+])
+def test_required_groups(query: str, groups: list[set[str]]) -> None:
+    assert parse(query).required_groups() == tuple(frozenset(g) for g in groups)
+
+
 # --------------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize(("query", "position"), [
@@ -461,6 +477,24 @@ def test_required_terms_hold_on_every_match(text: str, title: str, body: str) ->
         tokens = {t.text for t in analyze(title) + analyze(body)}
         assert any(t in tokens if not t.endswith("*") else any(x.startswith(t[:-1]) for x in tokens)
                    for t in required)
+
+
+@settings(max_examples=300)
+@given(_queries, _doc_text, _doc_text)
+def test_required_groups_hold_on_every_match(text: str, title: str, body: str) -> None:
+    query = _parse_or_none(text)
+    if query is None:
+        return
+    doc = make_document(title, body)
+    if not query.evaluate(doc):
+        return
+    fields = {"title": {t.text for t in analyze(title)}, "": {t.text for t in analyze(title) + analyze(body)}}
+    for group in query.required_groups():
+        def held(term: str) -> bool:
+            scope, _, word = term.rpartition(":")
+            tokens = fields[scope]
+            return word in tokens if not word.endswith("*") else any(x.startswith(word[:-1]) for x in tokens)
+        assert any(held(t) for t in group), (text, group)
 
 
 @settings(max_examples=300)

@@ -24,7 +24,7 @@ import pytest
 from monitor._types import Article
 from monitor.matching.authoring import new_story, read_article
 from monitor.matching.calibration import expected_calibration_error, reliability
-from monitor.matching.loader import parse_story
+from monitor.matching.loader import StoryError, load_stories, parse_story
 from monitor.matching.matcher import Matcher
 from monitor.matching.text import CALENDAR_WORDS, fold
 
@@ -117,6 +117,57 @@ def test_a_derived_story_s_matcher_skips_articles_without_two_anchors() -> None:
                         fetched_at=_utc("2022-12-01"), published=_utc("2022-12-01"), lang="en")
     assert matcher.match(unrelated) == []
     assert [r.story_id for r in matcher.match(_article(_rows("crime")[0]))] == ["crime"]
+
+
+def _renamed(text: str, table: dict) -> str:
+    """`text` with every word of the story's names spelled otherwise: the same prose about others."""
+    words = {fold(w) for entry in table["names"] for n in (entry["name"], *entry.get("aliases", []))
+             for w in re.findall(r"[^\W_]+", n)}
+    return re.sub(r"[^\W_]+", lambda m: "Zorvanek" if fold(m.group()) in words else m.group(), text)
+
+
+@pytest.mark.parametrize("kind", sorted(WINDOWS))
+def test_the_reference_s_prose_about_other_people_and_places_is_another_story(kind: str) -> None:
+    # The reference itself, its names swapped for another's: every everyday word is shared, so
+    # the similarity alone would match it; the required names rule says it is another story.
+    table = _derived(kind)
+    assert {"name": "names", "required": True, "weight": 0.0} in table["rules"]
+    story = parse_story(table, origin="test")
+    matcher = Matcher([story])
+    title, _, body = (STORIES / f"{kind}-reference.txt").read_text(encoding="utf-8").strip().partition("\n")
+    when = _utc(WINDOWS[kind][0])
+    original = Article(url="o", final_url="o", feed_url="", title=title, body=body, fetched_at=when, published=when,
+                       lang="en")
+    other = Article(url="x", final_url="x", feed_url="", title=_renamed(title, table), body=_renamed(body, table),
+                    fetched_at=when, published=when, lang="en")
+    assert [r.matched for r in matcher.match(original)] == [True]
+    result, rules, candidate = matcher.explain(other, story.id)
+    assert rules["reference"].details["similarity"] > 0.3 and not result.matched and not result.near_miss
+    assert rules["names"].score == 0.0
+    assert rules["names"].evidence == ("names none of the story's people, places or organisations",)
+    # The prefilter knows it: the article is not even a candidate, so many stories cost it nothing.
+    assert not candidate and matcher.match(other) == []
+
+
+def test_the_names_rule_counts_names_and_aliases_not_a_weak_alias_alone() -> None:
+    story = parse_story({"id": "s", "title": "S", "names": [{"name": "Kim Jong Un", "aliases": ["Kim Jong-un"],
+                                                            "weak": ["Kim"]}, "Singapore"],
+                         "rules": [{"name": "names", "required": True, "weight": 0.0},
+                                   {"name": "query", "weight": 1.0, "params": {"query": "summit"}}]}, origin="test")
+    matcher = Matcher([story])
+    when = _utc("2018-06-12")
+
+    def names_rule(text: str) -> tuple[float, tuple[str, ...], bool]:
+        article = Article(url=text, final_url=text, feed_url="", title=text, body=text, fetched_at=when)
+        _, rules, candidate = matcher.explain(article, "s")
+        return rules["names"].score, rules["names"].evidence, candidate
+
+    assert names_rule("Kim Jong-un arrives for the summit") == (1.0, ("names Kim Jong Un",), True)
+    assert names_rule("Kim and Moon at the summit in Singapore") == (1.0, ("names Singapore",), True)
+    assert names_rule("Kim and Moon at the summit")[:2] == (0.0, ("names none of the story's people, places or "
+                                                                  "organisations",))
+    with pytest.raises(StoryError, match="story 't': rule 'names' .*: the story has no names or places"):
+        load_stories([{"id": "t", "title": "T", "rules": [{"name": "names", "required": True}]}])
 
 
 def test_reliability_bins_and_calibration_error() -> None:

@@ -145,6 +145,8 @@ def story_table(profile: Profile, *, story_id: str, title: str, reference_url: s
     }
     if names:
         table["names"] = [{"name": n.name, **({"aliases": list(n.aliases)} if n.aliases else {})} for n in names]
+        # Required: prose like the reference's about other people and places is another story.
+        rules.insert(0, dict(_NAMES_RULE))
         if lang:
             reference_params.update(lang=lang, names_scale=DERIVED_NAMES_SCALE)
     if reference_url:
@@ -157,6 +159,7 @@ def story_table(profile: Profile, *, story_id: str, title: str, reference_url: s
 
 
 _WINDOW_RULE: Mapping[str, Any] = {"name": "window", "required": True, "weight": 0.0}
+_NAMES_RULE: Mapping[str, Any] = {"name": "names", "required": True, "weight": 0.0}
 
 
 def new_story(story_id: str, read: ReadArticle, *, title: str | None = None, query: str | None = None,

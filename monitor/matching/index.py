@@ -1,8 +1,9 @@
 """The prefilter of every story, as one inverted index: word -> the stories that need it.
 
-A story is a candidate for a document when the document holds a word of each of its facets
-(or of its required query, for a story without facets: one of the words any match contains)
-and `anchors_needed` of its anchors. An article visits only the posting lists of its own
+A story is a candidate for a document when the document holds a word of each of its facets,
+of each group of words its required query needs (one per operand of an AND; a `title:` word in
+the title), one of its names when a required names rule gates it, and `anchors_needed` of its
+anchors. An article visits only the posting lists of its own
 words, so a hundred thousand stories cost what the few that share its words cost.
 
 Kept compact for that many stories: a word's postings are one int while a single story needs
@@ -19,12 +20,25 @@ from typing import TypeAlias
 
 from monitor.matching.text import Alias
 
-__all__ = ["StoryIndex", "shared_terms"]
+__all__ = ["StoryIndex", "shared_terms", "title_word", "prefilter_words"]
 
 # Characters of a prefix alias tested before its whole length is looked up (see StoryIndex.candidates).
 _HEAD = 3
 
 Postings: TypeAlias = "int | array[int]"  # one story (or packed story and facet), or several
+
+# A word a story needs in the title (a query's `title:word`) is indexed as this mark and the
+# word; no token holds the mark, so it meets only the document's title words, marked alike.
+_TITLE_MARK = "\x00t"
+
+
+def title_word(token: str) -> str:
+    return _TITLE_MARK + token
+
+
+def prefilter_words(vocabulary: frozenset[str], title_tokens: Iterable[str]) -> frozenset[str]:
+    """What `StoryIndex.candidates` looks up for a document: its words, and its title's words marked."""
+    return vocabulary.union(_TITLE_MARK + t for t in title_tokens)
 
 
 def _add(table: dict[str, Postings], key: str, value: int) -> None:
@@ -51,7 +65,10 @@ class StoryIndex:
         self._prefix: dict[int, dict[str, Postings]] = {}
         self._heads: dict[int, set[str]] = {}
         self._facets = array("H")           # facets a candidate must engage (0: none)
+        # Anchors of the stories without facets, by word; those of the others by story, read only
+        # for the few that hold a word of every facet (a common anchor would make long lists).
         self._anchors: dict[str, Postings] = {}
+        self._story_anchors: dict[int, tuple[str, ...]] = {}
         self._anchors_needed = array("H")   # anchors a candidate must hold (0: none)
         self._unfiltered: list[int] = []
 
@@ -69,8 +86,11 @@ class StoryIndex:
         self._facets.append(len(needs))
         unique_anchors = list(dict.fromkeys(anchors))
         self._anchors_needed.append(anchors_needed if unique_anchors else 0)
-        for anchor in unique_anchors:
-            _add(self._anchors, anchor, story)
+        if needs and unique_anchors:
+            self._story_anchors[story] = tuple(sys.intern(a) for a in unique_anchors)
+        else:
+            for anchor in unique_anchors:
+                _add(self._anchors, anchor, story)
         if not needs and not unique_anchors:
             self._unfiltered.append(story)
         for number, aliases in enumerate(needs.values()):
@@ -115,8 +135,9 @@ class StoryIndex:
                 anchored[postings] += 1
             else:
                 anchored.update(postings)
-        facets, needed = self._facets, self._anchors_needed
-        found = [s for s, labels in seen.items() if len(labels) == facets[s] and anchored[s] >= needed[s]]
+        facets, needed, story_anchors = self._facets, self._anchors_needed, self._story_anchors
+        found = [s for s, labels in seen.items() if len(labels) == facets[s]
+                 and (needed[s] == 0 or sum(a in vocabulary for a in story_anchors[s]) >= needed[s])]
         found += [s for s, n in anchored.items() if facets[s] == 0 and n >= needed[s]]
         return sorted(found + self._unfiltered)
 

@@ -1,9 +1,9 @@
 """Run every enabled story's rules on an article and combine them into a calibrated score.
 
 A cheap prefilter comes first, in the manner of Lucene's Monitor: every story is indexed
-(monitor.matching.index) by the words its facets, required query or anchors need, and only the
-stories an article holds enough of those words for are evaluated. Most stories are never looked
-at, and the facet rules of those that are share one per-document table of where each alias occurs.
+(monitor.matching.index) by the words its facets, required query, required names or anchors
+need, and only the stories an article holds enough of those words for are evaluated. Most
+stories are never looked at, and the facet rules of those that are share one per-document table of where each alias occurs.
 
 A story the calibrated reference rule decides (every derived story) is then kept only when an
 upper bound of its reference similarity, computed for all such stories at once
@@ -28,13 +28,14 @@ from monitor._types import Article, MatchResult
 from monitor.matching.base import Document, Rule, RuleResult, Story
 from monitor.matching.bounds import ReferenceBounds
 from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
-from monitor.matching.index import StoryIndex
+from monitor.matching.index import StoryIndex, prefilter_words, title_word
 from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
 from monitor.matching.rules import (
     CoverageRule,
     FacetIndex,
     LeadRule,
+    NamesRule,
     QueryRule,
     ReferenceRule,
     TitleRule,
@@ -51,31 +52,43 @@ log = logging.getLogger("monitor.matching")
 NEAR_MISS_MARGIN = 2.0
 
 
-_QUERY_LABEL = "required query"
+# Not facet labels a story could also use: those are TOML keys a person writes.
+_QUERY_LABEL = "\x00required query"
+_NAMES_LABEL = "\x00required names"
 
 
-def _required_query_words(rules: list[tuple[Rule, float, bool]]) -> list[Alias] | None:
-    """The words one of which every article a required query matches contains, as aliases; None
-    when the query names no such words, or names one the document vocabulary cannot hold (a CJK
-    unit, which documents index as bigrams of their own)."""
+def _required_query_words(rules: list[tuple[Rule, float, bool]]) -> list[list[Alias]]:
+    """For each group of words a required query needs one of (every operand of an AND, both
+    sides of a NEAR), those words as aliases; a group naming a word the document vocabulary
+    cannot hold (a CJK unit, which documents index as bigrams of their own) is left out."""
+    groups = []
     for rule, _weight, required in rules:
-        terms = rule.required_terms() if required and hasattr(rule, "required_terms") else None
-        if not terms:
+        if not required or not hasattr(rule, "required_groups"):
             continue
-        aliases = []
-        for term in sorted(terms):
-            stem = term.removesuffix("*")
-            tokens = tokenize(stem)
-            if tokens != [stem] or any(is_cjk(c) for c in stem):
-                break
-            aliases.append(Alias(term, (stem,), term.endswith("*")))
-        else:
-            return aliases
+        for terms in rule.required_groups():
+            aliases = []
+            for term in sorted(terms):
+                in_title = term.startswith("title:")
+                stem = term.removeprefix("title:").removesuffix("*")
+                tokens = tokenize(stem)
+                if tokens != [stem] or any(is_cjk(c) for c in stem):
+                    break
+                aliases.append(Alias(term, (title_word(stem) if in_title else stem,), term.endswith("*")))
+            else:
+                groups.append(aliases)
+    return groups
+
+
+def _required_names(rules: list[tuple[Rule, float, bool]]) -> list[Alias] | None:
+    """The aliases one of which every article a required names rule lets through contains."""
+    for rule, _weight, required in rules:
+        if required and type(rule) is NamesRule:
+            return rule.aliases()
     return None
 
 
 # Rules whose score is known to lie in [0, 1]: a story with any other cannot be bounded.
-_SCORED_IN_UNIT = (WindowRule, TitleRule, LeadRule, CoverageRule, QueryRule, ReferenceRule)
+_SCORED_IN_UNIT = (WindowRule, TitleRule, LeadRule, CoverageRule, QueryRule, ReferenceRule, NamesRule)
 
 
 def _similarity_floor(story: Story, rules: list[tuple[Rule, float, bool]]) -> tuple[ReferenceRule, float] | None:
@@ -162,12 +175,14 @@ class Matcher:
                 rules.append((factory(story, spec.params), spec.weight, spec.required))
             facets = FacetIndex(story) if story.facets else None
             self._stories.append(_CompiledStory(story, rules, facets))
-            # What a candidate must hold: a word of each facet, and of the required query when
-            # the story has no facets (its words, one of which any match contains).
+            # What a candidate must hold: a word of each facet, of each group of words a required
+            # query needs, and one of the names a required names rule needs.
             needs = facets.all_aliases() if facets is not None else {}
-            query_words = None if facets is not None else _required_query_words(rules)
-            if query_words:
-                needs = {_QUERY_LABEL: query_words}
+            for number, words in enumerate(_required_query_words(rules)):
+                needs[f"{_QUERY_LABEL} {number}"] = words
+            names = _required_names(rules)
+            if names:
+                needs[_NAMES_LABEL] = names
             self._index.add(needs, story.anchors, story.anchors_needed)
             floor = _similarity_floor(story, rules)
             if floor is not None:
@@ -184,9 +199,12 @@ class Matcher:
         return [s.story for s in self._stories]
 
     def candidates(self, doc: Document) -> list[int]:
-        """Indexes of the stories that might match: every facet has a token in the document, and
-        it holds as many of the story's anchors as the story needs."""
-        return self._index.candidates(doc.vocabulary)
+        """Indexes of the stories that might match: every facet (and the required query and names)
+        has a token in the document, and it holds as many of the story's anchors as the story needs."""
+        words: frozenset[str] | None = doc.cache.get("prefilter words")
+        if words is None:
+            words = doc.cache["prefilter words"] = prefilter_words(doc.vocabulary, doc.title_tokens)
+        return self._index.candidates(words)
 
     def to_evaluate(self, doc: Document) -> list[int]:
         """The candidates, ascending, that can match or be a near miss: all but those published

@@ -7,6 +7,8 @@
              articles about the story from passing mentions.
 - reference: tf-idf cosine similarity with the story's reference profile terms.
 - query:     a boolean query (monitor.matching.query) over title and body.
+- names:     whether the article names one of the story's people, places or organisations
+             (usually `required`: a derived story's gate, and the matcher indexes it).
 """
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ from monitor.matching.profile import similarity, tfidf_vector
 from monitor.matching.query import parse as parse_query
 from monitor.matching.text import Alias, parse_alias, tokenize
 
-__all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "BUILTIN_RULES",
-           "FacetIndex", "document_vector"]
+__all__ = ["WindowRule", "TitleRule", "LeadRule", "CoverageRule", "ReferenceRule", "QueryRule", "NamesRule",
+           "BUILTIN_RULES", "FacetIndex", "document_vector"]
 
 
 def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -306,6 +308,9 @@ class QueryRule:
     def required_terms(self) -> frozenset[str] | None:
         return self.query.required_terms()
 
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        return self.query.required_groups()
+
     def evaluate(self, doc: Document) -> RuleResult:
         result = self.query.matches(doc)
         if not result.matched:
@@ -314,5 +319,48 @@ class QueryRule:
         return RuleResult(1.0, (f"query matched ({', '.join(terms[:6])})",), {"matched": True})
 
 
-_BUILTIN: tuple[RuleFactory, ...] = (WindowRule, TitleRule, LeadRule, CoverageRule, ReferenceRule, QueryRule)
+class NamesRule:
+    """1 when the article names one of the story's names or places (the name itself or an alias;
+    a weak alias does not count on its own).
+
+    Coverage of an event names its people, places or organisations; prose that only resembles
+    the reference (another summit, another fire, told in the same everyday words) names others.
+    Required, it is a derived story's gate, and the matcher's prefilter indexes its names
+    (`aliases()`), so a story whose names an article never writes costs that article nothing.
+    """
+
+    name = "names"
+    version = "1"
+    _SHOWN = 4
+
+    def __init__(self, story: Story, params: Mapping[str, Any]) -> None:
+        _no_unknown(params, set())
+        entries = []
+        for name in (*story.names, *story.places):
+            aliases = []
+            for text in (name.name, *name.aliases):
+                try:
+                    aliases.append(parse_alias(text))
+                except ValueError:      # no word in it: it can name nothing
+                    continue
+            if aliases:
+                entries.append((name.name, tuple(aliases)))
+        if not entries:
+            raise ValueError("the story has no names or places")
+        self.entries: tuple[tuple[str, tuple[Alias, ...]], ...] = tuple(entries)
+
+    def aliases(self) -> list[Alias]:
+        """Every alias that satisfies the rule: one of them is in any article it scores 1."""
+        return [alias for _, aliases in self.entries for alias in aliases]
+
+    def evaluate(self, doc: Document) -> RuleResult:
+        found = [display for display, aliases in self.entries if any(doc.parts_with(a) for a in aliases)]
+        if not found:
+            return RuleResult(0.0, ("names none of the story's people, places or organisations",), {"names": []})
+        shown = _join(found[:self._SHOWN]) + (f" and {len(found) - self._SHOWN} more" if len(found) > self._SHOWN else "")
+        return RuleResult(1.0, (f"names {shown}",), {"names": found})
+
+
+_BUILTIN: tuple[RuleFactory, ...] = (WindowRule, TitleRule, LeadRule, CoverageRule, ReferenceRule, QueryRule,
+                                     NamesRule)
 BUILTIN_RULES: dict[str, RuleFactory] = {r.name: r for r in _BUILTIN}

@@ -1,7 +1,8 @@
 """The query syntax tree: immutable nodes that evaluate themselves against a document.
 
-`str(node)` is the canonical text of the query; `required_terms` is what the matcher's
-prefilter needs (words one of which every matching document holds).
+`str(node)` is the canonical text of the query; `required_groups` is what the matcher's
+prefilter needs (groups of words: every matching document holds one word of each group), and
+`required_terms` the narrowest of those groups.
 """
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ class Query:
         only a document containing at least one of them; None when no such set exists."""
         raise NotImplementedError
 
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        """Sets of such tokens, every one of which a matching document holds a token of: one
+        per operand of an AND and per side of a NEAR; none when nothing is required. A token
+        only the title can hold (the query says `title:`) is written `title:token`."""
+        terms = self.required_terms()
+        return (terms,) if terms is not None else ()
+
     def matches(self, doc: Document) -> QueryMatch:
         if not self.evaluate(doc):
             return QueryMatch(False)
@@ -86,6 +94,12 @@ class Atom(Query):
 
     def evaluate(self, doc: Document) -> bool:
         return any(next(self._spans(doc.field(name)), None) is not None for name in _fields_of(self.field))
+
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        terms = self.required_terms()
+        if terms is None:
+            return ()
+        return (frozenset(f"title:{t}" for t in terms) if self.field == "title" else terms,)
 
     def _hits(self, doc: Document) -> Iterator[Hit]:
         term = self._text()
@@ -225,6 +239,9 @@ class Near(Query):
     def required_terms(self) -> frozenset[str] | None:
         return _narrowest((self.left.required_terms(), self.right.required_terms()))
 
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        return _distinct((*self.left.required_groups(), *self.right.required_groups()))
+
     def __str__(self) -> str:
         return f"{self.left} NEAR/{self.distance} {self.right}"
 
@@ -232,6 +249,10 @@ class Near(Query):
 def _narrowest(candidates: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
     known = [c for c in candidates if c is not None]
     return min(known, key=len) if known else None
+
+
+def _distinct(groups: Sequence[frozenset[str]]) -> tuple[frozenset[str], ...]:
+    return tuple(dict.fromkeys(groups))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +273,10 @@ class And(Query):
     def required_terms(self) -> frozenset[str] | None:
         # Every operand must match, so any one operand's requirement is enough.
         return _narrowest([child.required_terms() for child in self.children])
+
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        # Every operand must match, so every operand's requirements hold together.
+        return _distinct([group for child in self.children for group in child.required_groups()])
 
     def __str__(self) -> str:
         return " AND ".join(f"({c})" if isinstance(c, Or) else str(c) for c in self.children)
@@ -281,6 +306,16 @@ class Or(Query):
                 return None
             union |= terms
         return frozenset(union)
+
+    def required_groups(self) -> tuple[frozenset[str], ...]:
+        # One operand must match: one group of each (its narrowest) holds a word of any match.
+        union: set[str] = set()
+        for child in self.children:
+            groups = child.required_groups()
+            if not groups:
+                return ()
+            union |= min(groups, key=len)
+        return (frozenset(union),)
 
     def __str__(self) -> str:
         return " OR ".join(f"({c})" if isinstance(c, And) else str(c) for c in self.children)
