@@ -305,7 +305,8 @@ def explain(story: Story, result: MatchResult, rules: Mapping[str, RuleResult], 
     """A decision rule by rule: score, weight, contribution to the logit, evidence; then the verdict."""
     lines = [f"story {story.id}: {story.title}"]
     if not candidate:
-        lines.append("  prefilter: the article lacks a word of some facet or enough anchors, so the daemon "
+        lines.append("  prefilter: the article lacks a word of some facet, of the required query or of the required "
+                     "names, or enough anchors, so the daemon "
                      "would not even score it (scored here anyway)")
     lines.append(f"  {'rule':10} {'score':>6} {'weight':>7} {'adds':>7}")
     lines.append(f"  {'bias':10} {'':>6} {'':>7} {story.bias:>+7.2f}")

@@ -28,6 +28,9 @@ __all__ = ["ReferenceBounds"]
 
 # Below its floor by less than this, a bound keeps its story: sums in another order differ in the last bits.
 _SLACK = 1e-9
+# Summing this many postings costs about what evaluating one derived story does (bench/matching.py):
+# a bound that would visit more than that many for each bounded candidate is not worth computing.
+_POSTINGS_PER_EVALUATION = 2000
 # Hashed at freeze and at every look-up: another process (a copy unpickled there) hashes it differently.
 _SALT = "monitor.matching.bounds"
 
@@ -101,17 +104,24 @@ class ReferenceBounds:
             self._lang_of[story] = self._langs.index(lang)
             self._names_scale[story] = scale
 
-    def similarity(self, vector: Mapping[str, float], norm: float) -> npt.NDArray[np.float64]:
-        """Every story's bound of its reference cosine with the article's tf-idf `vector` (of norm `norm`)."""
-        if not vector or norm <= 0.0 or not len(self._keys):
-            return np.zeros(self._count)
+    def _postings(self, vector: Mapping[str, float], norm: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Positions in the table of the article's words' postings (their first, then how many)
+        and the article's normalised weight of each such word."""
         count = len(vector)
         hashes = np.fromiter(map(hash, vector), dtype=np.int64, count=count)
         weights = np.fromiter(vector.values(), dtype=np.float64, count=count) / norm
         at = np.searchsorted(self._keys, hashes)
         at[at == len(self._keys)] = 0
         found = self._keys[at] == hashes
-        at, weights = at[found], weights[found]
+        return at[found], weights[found]
+
+    def similarity(self, vector: Mapping[str, float], norm: float) -> npt.NDArray[np.float64]:
+        """Every story's bound of its reference cosine with the article's tf-idf `vector` (of norm `norm`)."""
+        if not vector or norm <= 0.0 or not len(self._keys):
+            return np.zeros(self._count)
+        return self._sums(*self._postings(vector, norm))
+
+    def _sums(self, at: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         starts = self._starts[at]
         lengths = self._starts[at + 1] - starts
         total = int(lengths.sum())
@@ -134,7 +144,15 @@ class ReferenceBounds:
         bounded = self._bounded[chosen]
         if not bounded.any():
             return list(candidates)
-        best = self.similarity(vector, norm)[chosen]
+        if not vector or norm <= 0.0 or not len(self._keys):
+            best = np.zeros(len(chosen))
+        else:
+            at, weights = self._postings(vector, norm)
+            visited = int((self._starts[at + 1] - self._starts[at]).sum())
+            if visited > _POSTINGS_PER_EVALUATION * int(bounded.sum()):
+                # Evaluating these few stories costs less than bounding them: the rules decide.
+                return list(candidates)
+            best = self._sums(at, weights)[chosen]
         if lang and self._langs:
             # ReferenceRule compares an article in another language on names alone; that similarity is at most 1.
             code = self._langs.index(lang) if lang in self._langs else -2
