@@ -8,20 +8,23 @@ The stories are made from real news text (the references and story articles unde
 and the demo site's articles, plus any JSON-lines files given with --texts, e.g. the shared
 corpora), never from the 12 measured articles (tests/data/articles): a story made from the very
 text it is measured on is that text's twin, which a platform's standing stories are not. Each
-story takes one real article and a few paragraphs of another as its reference and then, so that a hundred thousand stories do not all tell the same few events, gives the
-people, places and topic words of that text (its derived names, and the words the shipped
-background prior never saw twice) new invented spellings, kept within the story: the same
-news prose about a different event, as a platform's standing stories are. Everyday news
-words stay real, so articles and stories share them as they do in life. A share `--related`
-of the stories keeps its topic words (only its names change): stories about the same kind of
-event as the measured articles, which the prefilter must let through.
+story takes one real article and a few paragraphs of another as its reference and then, so that
+a hundred thousand stories do not all tell the same few events, gives the people, places and
+topic words of that text (its derived names, and the words the shipped background prior never
+saw twice) new invented spellings, kept within the story: the same news prose about a different
+event, as a platform's standing stories are. Everyday news words stay real, so articles and
+stories share them as they do in life. A share `--related` of the stories keeps its topic words
+(only its names change): stories about the same kind of event as the measured articles, with
+other people and places, which only the required names rule tells apart.
 
 - derived stories (1 - `--queries` of them): what `monitor stories add` makes of such a
-  reference (story_table: every term, anchors, names, window, the calibrated reference rule);
+  reference (story_table: every term, anchors, names, window, the required names rule, the
+  calibrated reference rule);
   the profile is computed from the renamed tokens (checked against derive_profile on a few);
 - query-only stories (`--queries` of them): a required boolean query of the story's names and
-  topic words ("name" AND (word OR word), NEAR, title:, prefixes, NOT), the way a person
-  writes one; their prefilter is the words the query requires.
+  heaviest words ("name" AND (word OR word), NEAR, title:, prefixes, NOT, over the twelve
+  heaviest tf-idf terms of its text), the way a person writes one; their prefilter is the words
+  the query requires.
 
 For each count: the time to compile the matcher (what the daemon pays when stories change),
 the memory stories and matcher take (traced allocations, the story tables freed), per article
@@ -169,9 +172,9 @@ def _story(i: int, texts: list[_Text], rng: random.Random, inventor: _Inventor, 
     body = _rename(f"{main.body}\n\n{borrowed}", mapping)
     names = [DerivedName(_rename(n.name, mapping), tuple(_rename(a, mapping) for a in n.aliases), n.mentions)
              for n in (*main.names, *other.names)][:15]
-    if query:
-        return _query_story(i, title, names, [mapping.get(t, t) for t in main.body_tokens], rng)
     terms = _profile_terms(tokenize(title) * 2 + tokenize(body))
+    if query:
+        return _query_story(i, title, names, list(terms), [mapping.get(t, t) for t in main.body_tokens], rng)
     if check:   # the shortcut gives what `stories add` would derive from the renamed text
         assert terms == dict(derive_profile(body, title=title, max_terms=None).terms), title
     profile = Profile(terms=terms, names=(), places=(), dates=(), years=())
@@ -179,9 +182,12 @@ def _story(i: int, texts: list[_Text], rng: random.Random, inventor: _Inventor, 
                        lang="en")
 
 
-def _query_story(i: int, title: str, names: list[DerivedName], tokens: list[str], rng: random.Random) -> dict[str, Any]:
+def _query_story(i: int, title: str, names: list[DerivedName], heaviest: list[str], tokens: list[str],
+                 rng: random.Random) -> dict[str, Any]:
     prior = background()
-    words = [t for t in dict.fromkeys(tokens) if t.isalpha() and len(t) > 3 and prior.df.get(t, 0) < 20]
+    # The words a person types for a story are the words it is about: its heaviest terms (those
+    # `stories add` makes its anchors of), not merely words a small prior saw rarely ("thursday").
+    words = [t for t in heaviest if t.isalpha() and len(t) > 3][:12]
     common = [t for t in dict.fromkeys(tokens) if t.isalpha() and len(t) > 3 and prior.df.get(t, 0) >= 20]
     words = words or common or ["news"]
     full = [n.name for n in names if " " in n.name] or [n.name for n in names] or [words[0].title()]

@@ -17,12 +17,13 @@ from monitor._types import Article
 from monitor.matching import Matcher, load_stories
 from monitor.matching.authoring import story_table
 from monitor.matching.base import Document, Story
+from monitor.matching.document import FieldIndex
 from monitor.matching.index import prefilter_words, shared_terms
 from monitor.matching.matcher import _required_names, _required_query_words
 from monitor.matching.names import derive_names
 from monitor.matching.profile import derive_profile
 from monitor.matching.rules import FacetIndex
-from monitor.matching.text import Alias, analyze, fold, is_cjk, parse_alias, split_paragraphs, tokenize
+from monitor.matching.text import Alias, analyze, fold, is_cjk, parse_alias, split_paragraphs, tokenize, word_spans
 
 # The reference is written out here, not imported: the implementation's own patterns would make
 # the comparison check them against themselves. It folds cluster by cluster (a character and the
@@ -130,6 +131,20 @@ def test_fold_and_tokenize_equal_the_plain_versions_on_any_text(text: str) -> No
     assert fold(text) == plain_fold(text)
     assert_one_tokeniser(text)
     assert fold(text) == fold(text)    # the cache of folded runs gives the same answer twice
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("Kim Jong-un's “summit” — ½ ™ é e\u0301 İ ß 金正恩 'a1_.\n")), max_size=60)
+       | st.text(max_size=60))
+def test_a_field_index_from_word_spans_is_the_one_analyze_gives(text: str) -> None:
+    assert FieldIndex.of_text(text) == FieldIndex.build(analyze(text)), ascii(text)
+
+
+def test_word_spans_serve_english_news_and_refuse_what_folds_into_words() -> None:
+    assert word_spans("Trump’s “summit” — in Singapore…") == [
+        ("trump", 0, 5), ("s", 6, 7), ("summit", 9, 15), ("in", 19, 21), ("singapore", 22, 31)]
+    for text in ("Corée du Nord", "5™ brands", "½ a loaf", "金正恩"):
+        assert word_spans(text) is None
 
 
 def _has_alias(alias: Alias, vocabulary: frozenset[str]) -> bool:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor._types import Article
-from monitor.matching.text import Alias, Token, analyze, find_phrase, split_paragraphs, tokenize
+from monitor.matching.text import Alias, Token, analyze, find_phrase, split_paragraphs, tokenize, word_spans
 
 if TYPE_CHECKING:
     from monitor.matching.profile import Background
@@ -37,6 +37,17 @@ class FieldIndex:
         postings: dict[str, dict[int, tuple[int, int]]] = {}
         for token in sorted(tokens, key=lambda t: t.position):
             postings.setdefault(token.text, {})[token.position] = (token.start, token.end)
+        return cls(postings, tuple(sorted(postings)))
+
+    @classmethod
+    def of_text(cls, text: str) -> FieldIndex:
+        """`build(analyze(text))`, from the word spans alone when the text allows (word_spans)."""
+        spans = word_spans(text)
+        if spans is None:
+            return cls.build(analyze(text))
+        postings: dict[str, dict[int, tuple[int, int]]] = {}
+        for position, (token, start, end) in enumerate(spans):
+            postings.setdefault(token, {})[position] = (start, end)
         return cls(postings, tuple(sorted(postings)))
 
 
@@ -159,6 +170,6 @@ class Document:
         index = self._fields.get(name)
         if index is None:
             text = self.title if name == "title" else self.body if name == "body" else None
-            index = EMPTY_FIELD if text is None else FieldIndex.build(analyze(text))
+            index = EMPTY_FIELD if text is None else FieldIndex.of_text(text)
             self._fields[name] = index
         return index

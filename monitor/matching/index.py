@@ -3,17 +3,23 @@
 A story is a candidate for a document when the document holds a word of each of its facets,
 of each group of words its required query needs (one per operand of an AND; a `title:` word in
 the title), one of its names when a required names rule gates it, and `anchors_needed` of its
-anchors. An article visits only the posting lists of its own
-words, so a hundred thousand stories cost what the few that share its words cost.
+anchors.
+
+As Lucene's Monitor does, a story is indexed by the words of one of those needs only, its
+rarest by the background prior (a surname rather than "talks"): an article visits the posting
+lists of its own words, finds the few stories whose rarest need it meets, and checks their other
+needs and anchors against its vocabulary. A hundred thousand stories cost what the few that
+share its rare words cost. Stories with no needs are indexed by their anchors, counted.
 
 Kept compact for that many stories: a word's postings are one int while a single story needs
-the word (most names and rare words) and an array of ints once several do; a facet posting
-packs the story and the facet's number into one int; per-story figures are arrays.
+the word (most names and rare words) and an array of ints once several do; per-story figures
+are arrays.
 """
 from __future__ import annotations
 
 import sys
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
@@ -25,7 +31,7 @@ __all__ = ["StoryIndex", "shared_terms", "title_word", "prefilter_words"]
 # Characters of a prefix alias tested before its whole length is looked up (see StoryIndex.candidates).
 _HEAD = 3
 
-Postings: TypeAlias = "int | array[int]"  # one story (or packed story and facet), or several
+Postings: TypeAlias = "int | array[int]"  # one story, or several
 
 # A word a story needs in the title (a query's `title:word`) is indexed as this mark and the
 # word; no token holds the mark, so it meets only the document's title words, marked alike.
@@ -55,78 +61,120 @@ def _each(postings: Postings) -> Iterable[int]:
     return (postings,) if isinstance(postings, int) else postings
 
 
+def _single_prefix(alias: Alias) -> bool:
+    return alias.prefix and len(alias.tokens) == 1
+
+
+class _Vocabulary:
+    """A document's words, and (built on first need) their sorted list for prefix tests."""
+
+    __slots__ = ("words", "_sorted")
+
+    def __init__(self, words: frozenset[str]) -> None:
+        self.words = words
+        self._sorted: list[str] | None = None
+
+    def meets(self, need: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+        """Whether the document holds one of the need's words, or a word one of its prefixes starts."""
+        exact, prefixes = need
+        if not self.words.isdisjoint(exact):
+            return True
+        if not prefixes:
+            return False
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        for prefix in prefixes:
+            at = bisect_left(self._sorted, prefix)
+            if at < len(self._sorted) and self._sorted[at].startswith(prefix):
+                return True
+        return False
+
+
 class StoryIndex:
     """Stories are added in order (their position is their number); then `candidates(vocabulary)`."""
 
     def __init__(self) -> None:
         self._count = 0
-        # facet word -> packed (story << _LABEL_BITS | facet number); prefix aliases by their length.
+        # indexed word -> stories; prefix aliases by their length.
         self._exact: dict[str, Postings] = {}
         self._prefix: dict[int, dict[str, Postings]] = {}
         self._heads: dict[int, set[str]] = {}
-        self._facets = array("H")           # facets a candidate must engage (0: none)
-        # Anchors of the stories without facets, by word; those of the others by story, read only
-        # for the few that hold a word of every facet (a common anchor would make long lists).
+        # The needs each story must also meet (those not indexed), by story: each as the first
+        # words of its aliases and the stems of its one-word prefix aliases.
+        self._other_needs: dict[int, tuple[tuple[frozenset[str], tuple[str, ...]], ...]] = {}
+        # Anchors of the stories without needs, by word; those of the others by story, read only
+        # for the few that meet their needs (a common anchor would make long lists).
         self._anchors: dict[str, Postings] = {}
         self._story_anchors: dict[int, tuple[str, ...]] = {}
         self._anchors_needed = array("H")   # anchors a candidate must hold (0: none)
         self._unfiltered: list[int] = []
 
-    _LABEL_BITS = 16
-
     def __len__(self) -> int:
         return self._count
 
-    def add(self, needs: Mapping[str, Sequence[Alias]], anchors: Sequence[str], anchors_needed: int) -> int:
-        """Index the next story: `needs` maps each facet label to the aliases that satisfy it."""
+    @staticmethod
+    def _cost(aliases: Sequence[Alias], commonness: Mapping[str, int]) -> tuple[int, int]:
+        """How many documents the need's words meet, about (a prefix: more than any word); fewer
+        aliases break a tie."""
+        words = sum(commonness.get(a.first.removeprefix(_TITLE_MARK), 0) if not _single_prefix(a) else 1 << 30
+                    for a in aliases)
+        return words, len(aliases)
+
+    def add(self, needs: Mapping[str, Sequence[Alias]], anchors: Sequence[str], anchors_needed: int,
+            commonness: Mapping[str, int] | None = None) -> int:
+        """Index the next story: `needs` maps each facet label to the aliases that satisfy it;
+        `commonness` (a word's document frequency in a background collection) picks the rarest."""
         story = self._count
         self._count += 1
-        if len(needs) >= 1 << self._LABEL_BITS:
-            raise ValueError(f"a story may have at most {(1 << self._LABEL_BITS) - 1} facets")
-        self._facets.append(len(needs))
         unique_anchors = list(dict.fromkeys(anchors))
-        self._anchors_needed.append(anchors_needed if unique_anchors else 0)
-        if needs and unique_anchors:
-            self._story_anchors[story] = tuple(sys.intern(a) for a in unique_anchors)
-        else:
+        self._anchors_needed.append(min(anchors_needed, 0xFFFF) if unique_anchors else 0)
+        groups = [tuple(aliases) for aliases in needs.values()]
+        if any(not aliases for aliases in groups):
+            return story   # a need no word can meet: never a candidate
+        if not groups:
+            if not unique_anchors:
+                self._unfiltered.append(story)
             for anchor in unique_anchors:
                 _add(self._anchors, anchor, story)
-        if not needs and not unique_anchors:
-            self._unfiltered.append(story)
-        for number, aliases in enumerate(needs.values()):
-            packed = story << self._LABEL_BITS | number
-            for alias in aliases:
-                if alias.prefix and len(alias.tokens) == 1:
-                    _add(self._prefix.setdefault(len(alias.first), {}), alias.first, packed)
-                    self._heads.setdefault(min(len(alias.first), _HEAD), set()).add(alias.first[:_HEAD])
-                else:
-                    _add(self._exact, alias.first, packed)
+            return story
+        if unique_anchors:
+            self._story_anchors[story] = tuple(sys.intern(a) for a in unique_anchors)
+        indexed = min(range(len(groups)), key=lambda i: self._cost(groups[i], commonness or {}))
+        others = tuple((frozenset(sys.intern(a.first) for a in g if not _single_prefix(a)),
+                        tuple(a.first for a in g if _single_prefix(a))) for i, g in enumerate(groups) if i != indexed)
+        if others:
+            self._other_needs[story] = others
+        for alias in groups[indexed]:
+            if _single_prefix(alias):
+                _add(self._prefix.setdefault(len(alias.first), {}), alias.first, story)
+                self._heads.setdefault(min(len(alias.first), _HEAD), set()).add(alias.first[:_HEAD])
+            else:
+                _add(self._exact, alias.first, story)
         return story
 
     def candidates(self, vocabulary: frozenset[str]) -> list[int]:
-        """The stories, ascending, whose every facet has a word in `vocabulary` and which hold as
+        """The stories, ascending, whose every need has a word in `vocabulary` and which hold as
         many of their anchors as they need."""
-        seen: dict[int, set[int]] = {}
-        shift, mask = self._LABEL_BITS, (1 << self._LABEL_BITS) - 1
+        met: set[int] = set()
         exact = self._exact
-
-        def engage(postings: Postings) -> None:
-            for packed in _each(postings):
-                story = packed >> shift
-                labels = seen.get(story)
-                if labels is None:
-                    seen[story] = {packed & mask}
-                else:
-                    labels.add(packed & mask)
-
         for token in exact.keys() & vocabulary:
-            engage(exact[token])
+            met.update(_each(exact[token]))
         if self._heads:
             for token in {t for n, heads in self._heads.items() for t in vocabulary if t[:n] in heads}:
                 for length, table in self._prefix.items():
                     postings = table.get(token[:length])
                     if postings is not None:
-                        engage(postings)
+                        met.update(_each(postings))
+        words = _Vocabulary(vocabulary)
+        needed, story_anchors, other_needs = self._anchors_needed, self._story_anchors, self._other_needs
+        found = []
+        for story in met:
+            others = other_needs.get(story)
+            if others is not None and not all(words.meets(need) for need in others):
+                continue
+            if needed[story] and sum(a in vocabulary for a in story_anchors[story]) < needed[story]:
+                continue
+            found.append(story)
         anchored: Counter[int] = Counter()
         anchors = self._anchors
         for token in anchors.keys() & vocabulary:
@@ -135,10 +183,7 @@ class StoryIndex:
                 anchored[postings] += 1
             else:
                 anchored.update(postings)
-        facets, needed, story_anchors = self._facets, self._anchors_needed, self._story_anchors
-        found = [s for s, labels in seen.items() if len(labels) == facets[s]
-                 and (needed[s] == 0 or sum(a in vocabulary for a in story_anchors[s]) >= needed[s])]
-        found += [s for s, n in anchored.items() if facets[s] == 0 and n >= needed[s]]
+        found += [s for s, n in anchored.items() if n >= needed[s]]
         return sorted(found + self._unfiltered)
 
 

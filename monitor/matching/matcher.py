@@ -31,6 +31,7 @@ from monitor.matching.evolve import LEARNED_WEIGHT, learned_contribution
 from monitor.matching.index import StoryIndex, prefilter_words, title_word
 from monitor.matching.loader import Registry, discover
 from monitor.matching.profile import Background
+from monitor.matching.profile import background as shipped_background
 from monitor.matching.rules import (
     CoverageRule,
     FacetIndex,
@@ -161,6 +162,7 @@ class Matcher:
         self.background = background
         self.rule_errors = 0
         self._stories: list[_CompiledStory] = []
+        prior = (background or shipped_background()).df
         self._index = StoryIndex()
         self._bounds = ReferenceBounds()
         for story in stories:
@@ -183,7 +185,7 @@ class Matcher:
             names = _required_names(rules)
             if names:
                 needs[_NAMES_LABEL] = names
-            self._index.add(needs, story.anchors, story.anchors_needed)
+            self._index.add(needs, story.anchors, story.anchors_needed, prior)
             floor = _similarity_floor(story, rules)
             if floor is not None:
                 reference, similarity = floor

@@ -258,6 +258,23 @@ def segments(text: str) -> list[Segment]:
     return builder.segments
 
 
+@lru_cache(maxsize=8192)
+def _separates(char: str) -> bool:
+    """Whether `char` (not ASCII) only ever separates words: neither it nor what it folds to is
+    a letter, digit, mark or CJK character (a curly quote, a dash; not '™', which folds to 'tm')."""
+    return _char_class(char) == _SEPARATOR and all(_char_class(c) == _SEPARATOR for c in _fold_cluster(char))
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]] | None:
+    """`analyze`'s tokens as (text, start, end), their positions in order, for a text whose words
+    are all ASCII and whose other characters all separate (most English news: curly quotes,
+    dashes); None for any other text. Without the per-character work `analyze` does."""
+    if not text.isascii() and not all(_separates(c) for run in _NON_ASCII_RUN.findall(text) for c in run):
+        return None
+    # Every character left is ASCII or separates, so lower() keeps the offsets.
+    return [(m.group(), m.start(), m.end()) for m in _ASCII_WORD.finditer(text.lower())]
+
+
 def analyze(text: str) -> list[Token]:
     """Fold and tokenise `text`, with offsets. A CJK run of n characters takes n positions: each
     position holds that character (unigram) and, but for the last, the bigram it starts."""
