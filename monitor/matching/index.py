@@ -65,29 +65,13 @@ def _single_prefix(alias: Alias) -> bool:
     return alias.prefix and len(alias.tokens) == 1
 
 
-class _Vocabulary:
-    """A document's words, and (built on first need) their sorted list for prefix tests."""
-
-    __slots__ = ("words", "_sorted")
-
-    def __init__(self, words: frozenset[str]) -> None:
-        self.words = words
-        self._sorted: list[str] | None = None
-
-    def meets(self, need: tuple[frozenset[str], tuple[str, ...]]) -> bool:
-        """Whether the document holds one of the need's words, or a word one of its prefixes starts."""
-        exact, prefixes = need
-        if not self.words.isdisjoint(exact):
+def _starts_any(ordered: list[str], prefixes: Iterable[str]) -> bool:
+    """Whether a word of the sorted list `ordered` starts with one of `prefixes`."""
+    for prefix in prefixes:
+        at = bisect_left(ordered, prefix)
+        if at < len(ordered) and ordered[at].startswith(prefix):
             return True
-        if not prefixes:
-            return False
-        if self._sorted is None:
-            self._sorted = sorted(self.words)
-        for prefix in prefixes:
-            at = bisect_left(self._sorted, prefix)
-            if at < len(self._sorted) and self._sorted[at].startswith(prefix):
-                return True
-        return False
+    return False
 
 
 class StoryIndex:
@@ -165,12 +149,23 @@ class StoryIndex:
                     postings = table.get(token[:length])
                     if postings is not None:
                         met.update(_each(postings))
-        words = _Vocabulary(vocabulary)
         needed, story_anchors, other_needs = self._anchors_needed, self._story_anchors, self._other_needs
+        ordered: list[str] = []   # the vocabulary sorted, for prefix tests, once one is needed
+
+        def meets(words: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+            """Whether the document holds one of a need's words, or a word one of its prefixes starts."""
+            if not vocabulary.isdisjoint(words):
+                return True
+            if not prefixes:
+                return False
+            if not ordered:
+                ordered.extend(sorted(vocabulary))
+            return _starts_any(ordered, prefixes)
+
         found = []
         for story in met:
             others = other_needs.get(story)
-            if others is not None and not all(words.meets(need) for need in others):
+            if others is not None and not all(meets(words, prefixes) for words, prefixes in others):
                 continue
             if needed[story] and sum(a in vocabulary for a in story_anchors[story]) < needed[story]:
                 continue
