@@ -137,18 +137,21 @@ class FeedStore(StoreBase):
         Never deletes, and leaves stored feeds as they are.
         """
         at = now()
-        # Most of the feeds of a configuration are stored already: look them up (a quick indexed
-        # read) rather than send every row in an insert that ignores them.
-        stored = self._stored_feed_urls([url for url, _title, _interval in feeds])
-        rows = [_new_feed(url, title, source, interval, at) for url, title, interval in feeds
-                if m.clean_text(url) not in stored]
         # One statement with the rows as parameters (executemany): a multi-row VALUES built per
         # chunk is compiled anew each time, which made adding 100,000 feeds take minutes.
         stmt = self.insert(m.Feed).on_conflict_do_nothing(index_elements=["url"]).returning(m.Feed.id)
         added = 0
-        for chunk in chunks(rows, 5000):
-            with self.transaction() as conn:
-                added += len(conn.execute(stmt, list(chunk)).all())
+        # A chunk at a time, lookup and insert: the stored URLs of 100,000 feeds looked up at once
+        # raised the process's memory by some 20 MiB for good (freed, but not given back).
+        for chunk in chunks(feeds, 5000):
+            # Most of the feeds of a configuration are stored already: look them up (a quick
+            # indexed read) rather than send every row in an insert that ignores them.
+            stored = self._stored_feed_urls([url for url, _title, _interval in chunk])
+            rows = [_new_feed(url, title, source, interval, at) for url, title, interval in chunk
+                    if m.clean_text(url) not in stored]
+            if rows:
+                with self.transaction() as conn:
+                    added += len(conn.execute(stmt, rows).all())
         return added
 
     def _stored_feed_urls(self, urls: Sequence[str]) -> set[str]:
