@@ -97,7 +97,7 @@ def test_record_feed_results_writes_many_and_keeps_unsent_validators(store: Stor
 def test_sync_feeds_adds_only_the_new_ones(store: Store) -> None:
     assert store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(3)]) == 3
     assert store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(5)] * 2) == 2
-    assert len(store.list_feeds()) == 5
+    assert len(store.list_feeds()) == store.count_feeds() == 5
 
 
 def test_write_poll_states_skips_removed_feeds_and_replaces_existing_states(store: Store) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, exists, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from monitor._types import FeedState
@@ -185,6 +185,11 @@ class FeedStore(StoreBase):
     def list_feeds(self) -> list[FeedState]:
         with self.transaction() as conn:
             return [feed_state(row) for row in conn.execute(select(m.Feed).order_by(m.Feed.id))]
+
+    def count_feeds(self) -> int:
+        """How many feeds are stored, enabled or not."""
+        with self.transaction() as conn:
+            return int(conn.scalars(select(func.count()).select_from(m.Feed)).one())
 
     def due_feeds(self, at: datetime, limit: int | None = None) -> list[FeedState]:
         """Enabled feeds whose next fetch is due at `at`, the longest-waiting first."""
