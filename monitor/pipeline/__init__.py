@@ -157,12 +157,12 @@ class _PollStatesAhead:
 
     def take(self, feed: FeedState) -> PollState:
         """`feed`'s stored poll state (a new one if it has none)."""
-        while feed.id not in self._states and self._read < len(self._feeds):
+        if self._read < len(self._feeds) and self._feeds[self._read].id == feed.id:
             ids = [f.id for f in self._feeds[self._read:self._read + self.CHUNK]]
             self._read += len(ids)
             found = self._store.load_poll_states(ids)
             self._states.update((i, found.get(i, PollState())) for i in ids)
         state = self._states.pop(feed.id, None)
-        if state is None:       # not in the order given, or asked for twice: read on its own
+        if state is None:       # out of the order given, or asked for twice: read on its own
             state = self._store.load_poll_states([feed.id]).get(feed.id, PollState())
         return state
