@@ -128,7 +128,7 @@ class PluginSettings:
                             "relative to the config file. The project's own plugins/ is always searched.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeedSettings:
     url: str = _key("", "Feed URL (RSS or Atom, http or https).", required=True)
     title: str | None = _key(None, "A name for the feed; defaults to the feed's own title.")

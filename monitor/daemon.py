@@ -202,7 +202,7 @@ def run_daemon(runtime: Runtime) -> int:
                           misfire_grace_time=None)
         scheduler.start()
         log.info("daemon started: %s, %s, checking every %gs for due feeds (Ctrl-C stops)",
-                 plural(len(store.list_feeds()), "feed"), plural(sum(1 for s in stories if s.enabled), "story"),
+                 plural(store.count_feeds(), "feed"), plural(sum(1 for s in stories if s.enabled), "story"),
                  float(settings.schedule.tick))
         try:
             while not stop.wait(1.0):

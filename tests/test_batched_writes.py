@@ -97,7 +97,7 @@ def test_record_feed_results_writes_many_and_keeps_unsent_validators(store: Stor
 def test_sync_feeds_adds_only_the_new_ones(store: Store) -> None:
     assert store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(3)]) == 3
     assert store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(5)] * 2) == 2
-    assert len(store.list_feeds()) == 5
+    assert len(store.list_feeds()) == store.count_feeds() == 5
 
 
 def test_write_poll_states_skips_removed_feeds_and_replaces_existing_states(store: Store) -> None:
@@ -109,6 +109,29 @@ def test_write_poll_states_skips_removed_feeds_and_replaces_existing_states(stor
     with store.engine.begin() as conn:
         store.write_poll_states(conn, [(a.id, PollState(checks=2, activity=0.5), T0)])
     assert store.load_poll_states([a.id, b.id]) == {a.id: PollState(checks=2, activity=0.5)}
+
+
+def test_poll_states_are_read_a_chunk_ahead_and_each_check_gets_its_own(store: Store,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass reads its feeds' poll states a chunk at a time as their checks start, not all at its
+    start; each check still gets its own feed's stored state: in order, out of it, asked twice, or
+    none stored."""
+    from monitor.pipeline import _PollStatesAhead
+
+    store.sync_feeds([(f"https://f{i}.example/rss", None, None) for i in range(7)])
+    feeds = store.list_feeds()
+    with store.engine.begin() as conn:
+        store.write_poll_states(conn, [(f.id, PollState(checks=i + 1), T0) for i, f in enumerate(feeds[:6])])
+    monkeypatch.setattr(_PollStatesAhead, "CHUNK", 3)
+    polls = _PollStatesAhead(store, feeds)
+    assert polls.take(feeds[0]) == PollState(checks=1)
+    assert polls._read == 3
+    assert polls.take(feeds[4]) == PollState(checks=5)     # out of order: read on its own
+    assert polls._read == 3
+    assert polls.take(feeds[1]) == PollState(checks=2)
+    assert polls.take(feeds[1]) == PollState(checks=2)
+    assert [polls.take(f) for f in (feeds[2], feeds[3], feeds[5], feeds[6])] == \
+        [PollState(checks=3), PollState(checks=4), PollState(checks=6), PollState()]
 
 
 def test_release_many_tells_then_which_claims_were_held(db_url: str) -> None:

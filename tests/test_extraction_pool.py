@@ -3,6 +3,7 @@ waiting for the old pool's manager thread; closing the pipeline does wait for it
 so that no manager thread is still closing its pipes when the interpreter exits."""
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import Future
 
@@ -68,3 +69,16 @@ def test_closing_waits_for_the_manager_thread() -> None:
     pool.close()
     assert not manager.is_alive()
     assert pool.processes() == []
+
+
+def test_workers_start_with_what_their_server_loaded_frozen() -> None:
+    """The server the workers fork from freezes the modules and the language model it loaded, so
+    that a worker's garbage collections leave those objects (and the memory the worker shares
+    with the server) untouched."""
+    pool = ExtractionPool(1, 1024)
+    try:
+        executor, _generation = pool._current()
+        frozen = executor.submit(gc.get_freeze_count).result(timeout=120)
+    finally:
+        pool.close()
+    assert frozen > 10_000, f"only {frozen} objects frozen in the worker"
