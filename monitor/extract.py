@@ -131,9 +131,10 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
     # ("fast") 0.963 at half the time of precision mode with it (0.964); balanced focus 0.962.
     # Recall keeps all of the article and some of its surroundings, which `_article_focus` and
     # `_article_blocks` then take off (0.973; bench/extraction.py). Comments stay out (they are
-    # not the article); tables stay in.
+    # not the article); tables stay in. The body is read from trafilatura's XML tree: the "xml"
+    # format spares it the plain-text rendering of that tree that the default "python" format adds.
     doc = trafilatura.bare_extraction(_article_focus(tree), url=url, with_metadata=False, favor_recall=True, fast=True,
-                                      include_comments=False, include_tables=True)
+                                      include_comments=False, include_tables=True, output_format="xml")
     found = None if doc is None or isinstance(doc, dict) else doc.body
     if found is None:
         return ExtractedPage(body="", lang=lang, canonical_url=canonical, published=published)
@@ -151,22 +152,28 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
 
 
 def _article_focus(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    """The page's one article element, alone, when it holds most of the page's paragraph text; else the page.
+    """The page's article element, alone, when it holds most of the page's paragraph text; else the page.
 
-    A page that marks its article (one element with itemprop="articleBody", else one <article>)
-    says where the body is: extracting from that element alone leaves out the boxes around it
-    that recall mode would keep (teasers, promotions, captions of other stories), and spares
+    A page that marks its article (elements with itemprop="articleBody", else <article>) says
+    where the body is: extracting from that element alone leaves out the boxes around it that
+    recall mode would keep (teasers, promotions, captions of other stories), and spares
     trafilatura the cleaning of the rest of the page. "Most of the paragraph text" guards against
-    markup that names a teaser or a fragment an article.
+    markup that names a teaser or a fragment an article. Of several marked elements (related
+    stories marked up as articles too), only one can hold most of the text, unless they are
+    nested: one that holds others is a list of stories or a page wrapper, never taken.
     """
     marked = tree.xpath("//*[@itemprop='articleBody']") or tree.findall(".//article")
-    if len(marked) != 1:
+    if not marked:
         return tree
     page_text = _paragraph_chars(tree)
-    if not page_text or _paragraph_chars(marked[0]) <= page_text / 2:
+    if len(marked) > 1:
+        holders = {ancestor for element in marked for ancestor in element.iterancestors()}
+        marked = [element for element in marked if element not in holders]
+    article = next((element for element in marked if _paragraph_chars(element) > page_text / 2), None) if page_text else None
+    if article is None:
         return tree
     page = lxml.html.Element("html")
-    lxml.etree.SubElement(page, "body").append(marked[0])
+    lxml.etree.SubElement(page, "body").append(article)
     return page
 
 
@@ -189,13 +196,18 @@ def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[
     detectors such as boilerpipe and Readability).
     """
     headline = _comparable(title or "")
+    texts = [_comparable(block) for block in blocks]
+    # Most of the page's links (navigation, teasers) are nowhere in the body: each block is
+    # searched only for those that are somewhere in it. "\n" is never in a comparable text, so
+    # no link is found across two blocks.
+    body = "\n".join(texts)
+    in_body = [link for link in link_texts if link in body]
     kept = []
-    for index, block in enumerate(blocks):
-        text = _comparable(block)
+    for index, (block, text) in enumerate(zip(blocks, texts, strict=True)):
         if (not text or (index < _HEADLINE_BLOCKS and text == headline) or _BARE_URL.match(block)
                 or _COPYRIGHT.match(block)):
             continue
-        linked = sum(len(link) for link in link_texts if link in text)
+        linked = sum(len(link) for link in in_body if link in text)
         if linked < _LINK_DENSITY * len(text):
             kept.append(block)
     return kept
