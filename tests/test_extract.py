@@ -195,6 +195,15 @@ def test_headline_links_urls_and_copyright_are_not_the_body() -> None:
         assert furniture not in body
 
 
+def test_a_page_whose_paragraphs_are_all_in_boilerplate_elements_keeps_them() -> None:
+    # trafilatura, in recall mode, keeps the elements it cleans away (aside, footer, ...) when no
+    # paragraph is left without them; dropping them before it (to spare it their cleaning) must not
+    # take that text away.
+    text = "<aside>" + "".join(f"<p>{i}. {_PROSE}</p>" for i in range(3)) + "</aside>"
+    body = extract_page(_page(text), url="https://harbour-times.example/a").body
+    assert "0. The harbour council" in body and "2. The harbour council" in body
+
+
 def test_a_link_inside_a_paragraph_stays() -> None:
     article = "".join(f'<p>{i}. {_PROSE}See <a href="/t{i}">the timetable of route {i}</a>. {_PROSE}</p>' for i in range(3))
     body = extract_page(_page(f"<div>{article}</div>"), url="https://harbour-times.example/a").body
