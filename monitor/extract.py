@@ -79,6 +79,13 @@ _BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "h1", "
                          "h6", "blockquote", "pre", "table", "tr", "section", "article", "header",
                          "footer", "aside", "figure", "figcaption", "hr", "address", "main"})
 _NEVER_TEXT = ("script", "style", "svg", "iframe", "object", "embed", "canvas", "link", "meta", "template")
+# trafilatura's cleaning list (MANUALLY_CLEANED in 2.3) but for _NEVER_TEXT's and for the form,
+# figure and math that it keeps or turns into text at times.
+_ALWAYS_CLEANED = ("aside", "footer", "nav", "menu", "head", "noscript", "noindex", "dialog", "time", "fencedframe",
+                   "applet", "audio", "video", "picture", "source", "track", "map", "area", "frame", "frameset", "blink",
+                   "marquee", "button", "datalist", "fieldset", "input", "label", "legend", "menuitem", "optgroup",
+                   "option", "output", "param", "progress", "rp", "rt", "rtc", "select", "textarea", "use")
+_CLEANED_BY_TRAFILATURA = (*_ALWAYS_CLEANED, "form", "figure", "math")
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg"})
 
 
@@ -131,9 +138,11 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
     # ("fast") 0.963 at half the time of precision mode with it (0.964); balanced focus 0.962.
     # Recall keeps all of the article and some of its surroundings, which `_article_focus` and
     # `_article_blocks` then take off (0.973; bench/extraction.py). Comments stay out (they are
-    # not the article); tables stay in.
-    doc = trafilatura.bare_extraction(_article_focus(tree), url=url, with_metadata=False, favor_recall=True, fast=True,
-                                      include_comments=False, include_tables=True)
+    # not the article); tables stay in. The body is read from trafilatura's XML tree: the "xml"
+    # format spares it the plain-text rendering of that tree that the default "python" format adds.
+    doc = trafilatura.bare_extraction(_without_boilerplate(_article_focus(tree)), url=url, with_metadata=False,
+                                      favor_recall=True, fast=True, include_comments=False, include_tables=True,
+                                      output_format="xml")
     found = None if doc is None or isinstance(doc, dict) else doc.body
     if found is None:
         return ExtractedPage(body="", lang=lang, canonical_url=canonical, published=published)
@@ -151,23 +160,43 @@ def _extract(html: bytes, url: str, encoding: str | None) -> ExtractedPage:
 
 
 def _article_focus(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    """The page's one article element, alone, when it holds most of the page's paragraph text; else the page.
+    """The page's article element, alone, when it holds most of the page's paragraph text; else the page.
 
-    A page that marks its article (one element with itemprop="articleBody", else one <article>)
-    says where the body is: extracting from that element alone leaves out the boxes around it
-    that recall mode would keep (teasers, promotions, captions of other stories), and spares
+    A page that marks its article (elements with itemprop="articleBody", else <article>) says
+    where the body is: extracting from that element alone leaves out the boxes around it that
+    recall mode would keep (teasers, promotions, captions of other stories), and spares
     trafilatura the cleaning of the rest of the page. "Most of the paragraph text" guards against
-    markup that names a teaser or a fragment an article.
+    markup that names a teaser or a fragment an article. Of several marked elements (related
+    stories marked up as articles too), only one can hold most of the text, unless they are
+    nested: one that holds others is a list of stories or a page wrapper, never taken.
     """
     marked = tree.xpath("//*[@itemprop='articleBody']") or tree.findall(".//article")
-    if len(marked) != 1:
+    if not marked:
         return tree
     page_text = _paragraph_chars(tree)
-    if not page_text or _paragraph_chars(marked[0]) <= page_text / 2:
+    if len(marked) > 1:
+        holders = {ancestor for element in marked for ancestor in element.iterancestors()}
+        marked = [element for element in marked if element not in holders]
+    article = next((element for element in marked if _paragraph_chars(element) > page_text / 2), None) if page_text else None
+    if article is None:
         return tree
     page = lxml.html.Element("html")
-    lxml.etree.SubElement(page, "body").append(marked[0])
+    lxml.etree.SubElement(page, "body").append(article)
     return page
+
+
+def _without_boilerplate(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`tree` without the elements that trafilatura's cleaning deletes with all they hold, in one C call.
+
+    trafilatura deletes them too, but only after it has searched the whole tree for comment
+    sections and infinite-scroll containers (XPath with a regular expression called back for each
+    element) and copied it three times: on a page extracted whole, about a tenth of its time.
+    Not when no paragraph is outside them (nor outside the forms, figures and math it deletes
+    at times): trafilatura then keeps them, in recall mode, rather than find no text.
+    """
+    if any(next(paragraph.iterancestors(*_CLEANED_BY_TRAFILATURA), None) is None for paragraph in tree.iter("p")):
+        lxml.etree.strip_elements(tree, *_ALWAYS_CLEANED, with_tail=False)
+    return tree
 
 
 def _paragraph_chars(element: lxml.html.HtmlElement) -> int:
@@ -189,13 +218,18 @@ def _article_blocks(blocks: list[str], title: str | None, link_texts: frozenset[
     detectors such as boilerpipe and Readability).
     """
     headline = _comparable(title or "")
+    texts = [_comparable(block) for block in blocks]
+    # Most of the page's links (navigation, teasers) are nowhere in the body: each block is
+    # searched only for those that are somewhere in it. "\n" is never in a comparable text, so
+    # no link is found across two blocks.
+    body = "\n".join(texts)
+    in_body = [link for link in link_texts if link in body]
     kept = []
-    for index, block in enumerate(blocks):
-        text = _comparable(block)
+    for index, (block, text) in enumerate(zip(blocks, texts, strict=True)):
         if (not text or (index < _HEADLINE_BLOCKS and text == headline) or _BARE_URL.match(block)
                 or _COPYRIGHT.match(block)):
             continue
-        linked = sum(len(link) for link in link_texts if link in text)
+        linked = sum(len(link) for link in in_body if link in text)
         if linked < _LINK_DENSITY * len(text):
             kept.append(block)
     return kept

@@ -11,12 +11,13 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lxml.html
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor._types import ExtractedPage
-from monitor.extract import decode_html, extract_page, guess_language, html_to_text
+from monitor.extract import _article_focus, decode_html, extract_page, guess_language, html_to_text
 
 PAGES = Path(__file__).parent / "data" / "pages"
 SHARED_CORPUS = Path("/work/shared/corpus")
@@ -194,6 +195,15 @@ def test_headline_links_urls_and_copyright_are_not_the_body() -> None:
         assert furniture not in body
 
 
+def test_a_page_whose_paragraphs_are_all_in_boilerplate_elements_keeps_them() -> None:
+    # trafilatura, in recall mode, keeps the elements it cleans away (aside, footer, ...) when no
+    # paragraph is left without them; dropping them before it (to spare it their cleaning) must not
+    # take that text away.
+    text = "<aside>" + "".join(f"<p>{i}. {_PROSE}</p>" for i in range(3)) + "</aside>"
+    body = extract_page(_page(text), url="https://harbour-times.example/a").body
+    assert "0. The harbour council" in body and "2. The harbour council" in body
+
+
 def test_a_link_inside_a_paragraph_stays() -> None:
     article = "".join(f'<p>{i}. {_PROSE}See <a href="/t{i}">the timetable of route {i}</a>. {_PROSE}</p>' for i in range(3))
     body = extract_page(_page(f"<div>{article}</div>"), url="https://harbour-times.example/a").body
@@ -210,3 +220,25 @@ def test_the_one_marked_article_is_extracted_alone() -> None:
     body = extract_page(_page(small, outside="<div>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</div>"),
                         url="https://harbour-times.example/a").body
     assert "0. The harbour council" in body
+
+
+def test_of_several_marked_articles_the_one_with_most_of_the_text_is_extracted_alone() -> None:
+    article = "<article>" + "".join(f"<p>{i}. {_PROSE * 2}</p>" for i in range(5)) + "</article>"
+    sponsored = "<div><p>Sponsored: the island cruise season opens with free tickets for every reader who signs up today.</p></div>"
+    related = "".join(f"<article><p>Related: the lighthouse keeper of island {i} retires after forty years.</p></article>"
+                      for i in range(3))
+    body = extract_page(_page(article, outside=sponsored + related), url="https://harbour-times.example/a").body
+    assert body.startswith("0. The harbour council") and "Sponsored" not in body and "Related" not in body
+
+
+def test_a_marked_element_holding_other_marked_ones_is_not_the_article() -> None:
+    # A list of stories each marked up as an <article>, inside one more <article>: the list holds most
+    # of the paragraph text, yet it is not the article; the whole page is left to trafilatura.
+    own = "<div>" + "".join(f"<p>{i}. {_PROSE}</p>" for i in range(2)) + "</div>"
+    teasers = "".join(f"<article><p>Teaser {i}: {_PROSE * 2}</p></article>" for i in range(3))
+    tree = lxml.html.document_fromstring(_page(own, outside=f"<article>{teasers}</article>"))
+    assert _article_focus(tree) is tree
+    # The same page with its own text marked up as an <article> too: that one is taken.
+    tree = lxml.html.document_fromstring(_page(f"<article>{own * 4}</article>", outside=f"<article>{teasers}</article>"))
+    focus = _article_focus(tree)
+    assert focus is not tree and "0. The harbour council" in focus.text_content() and "Teaser" not in focus.text_content()
