@@ -480,6 +480,16 @@ def test_required_terms_hold_on_every_match(text: str, title: str, body: str) ->
 
 
 @settings(max_examples=300)
+@given(st.sampled_from(["kim", "jong", "un", "trump", "summit", "coree", "denuclearize", "the", "zzz", "金正恩", "김정은은"]),
+       st.sampled_from([None, "title", "body"]), _doc_text, _doc_text)
+def test_a_term_is_found_where_its_spans_are(word: str, field: str | None, title: str, body: str) -> None:
+    # Term.evaluate looks a word up in the field's postings; the spans are what every atom walks.
+    term, doc = Term(word, field), make_document(title, body)
+    fields = ("title", "body") if field is None else (field,)
+    assert term.evaluate(doc) == any(next(term._spans(doc.field(name)), None) is not None for name in fields)
+
+
+@settings(max_examples=300)
 @given(_queries, _doc_text, _doc_text)
 def test_required_groups_hold_on_every_match(text: str, title: str, body: str) -> None:
     query = _parse_or_none(text)

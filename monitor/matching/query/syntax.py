@@ -130,6 +130,12 @@ class Term(Atom):
     def _spans(self, index: FieldIndex) -> Iterator[Span]:
         return phrase_spans((self.word,), index)
 
+    def evaluate(self, doc: Document) -> bool:
+        if is_cjk(self.word[0]):    # a chain of bigrams: phrase_spans walks it
+            return Atom.evaluate(self, doc)
+        # One word occurs where the field's postings hold it: no span to build.
+        return any(self.word in doc.field(name).postings for name in _fields_of(self.field))
+
     def _text(self) -> str:
         return self.word
 
